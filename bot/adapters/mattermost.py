@@ -1,0 +1,88 @@
+"""Mattermost side of the bot: a thin wrapper over mmpy-bot's driver (REST v4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from mattermostautodriver.exceptions import (
+    InvalidOrMissingParameters,
+    NotEnoughPermissions,
+    ResourceNotFound,
+)
+
+from bot.core.markdown import split_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What we read from the user object: zone, locale, the current custom status."""
+
+    timezone: str | None
+    locale: str | None
+    custom_status: dict[str, Any] | None
+
+
+def profile_from_user(user: dict[str, Any]) -> Profile:
+    tz = user.get("timezone") or {}
+    automatic = str(tz.get("useAutomaticTimezone", "")).lower() == "true"
+    zone = tz.get("automaticTimezone") if automatic else tz.get("manualTimezone")
+    raw_status = (user.get("props") or {}).get("customStatus")
+    status: dict[str, Any] | None = None
+    if raw_status:
+        try:
+            parsed = json.loads(raw_status) if isinstance(raw_status, str) else raw_status
+            status = parsed if isinstance(parsed, dict) and parsed else None
+        except ValueError:
+            status = None
+    return Profile(timezone=zone or None, locale=user.get("locale") or None, custom_status=status)
+
+
+class Messenger:
+    """Posts, DMs, profile reads and post deletion through the bot's driver."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self._dm_channels: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def profile(self, user_id: str) -> Profile:
+        return profile_from_user(self.driver.users.get_user(user_id))
+
+    def dm_channel(self, user_id: str) -> str:
+        with self._lock:
+            cached = self._dm_channels.get(user_id)
+        if cached:
+            return cached
+        channel = self.driver.channels.create_direct_channel([self.driver.user_id, user_id])
+        with self._lock:
+            self._dm_channels[user_id] = channel["id"]
+        return str(channel["id"])
+
+    def post(self, channel_id: str, message: str, root_id: str = "") -> list[str]:
+        """Post (split below the post limit); returns the new post ids, the first one first."""
+        ids = []
+        for chunk in split_message(message):
+            post = self.driver.posts.create_post(
+                {"channel_id": channel_id, "message": chunk, "root_id": root_id}
+            )
+            ids.append(str(post["id"]))
+        return ids
+
+    def direct(self, user_id: str, message: str, root_id: str = "") -> list[str]:
+        return self.post(self.dm_channel(user_id), message, root_id)
+
+    def delete_post(self, post_id: str) -> bool:
+        """Delete a user's post; False when the bot may not (no delete_others_posts) or it's
+        gone."""
+        try:
+            self.driver.posts.delete_post(post_id)
+            return True
+        except (NotEnoughPermissions, ResourceNotFound, InvalidOrMissingParameters) as exc:
+            log.info("post.delete_refused post=%s error=%s", post_id, type(exc).__name__)
+            return False

@@ -1,0 +1,196 @@
+"""Configuration: one frozen, typed object read from ``settings.toml`` plus the environment.
+
+Environment variables override the file; secrets (``BOT_TOKEN``, ``YC_SECRET_KEY``) come only from
+the environment, or from a file the environment names (``BOT_TOKEN_FILE``, ``YC_SECRET_KEY_FILE``).
+Every problem is collected and reported at once.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SECRET_NAMES = ("BOT_TOKEN", "YC_SECRET_KEY")
+
+# name → (type, default). Defaults follow SPEC.md; settings.toml repeats them for the operator.
+FIELDS: dict[str, tuple[type, object]] = {
+    "MATTERMOST_URL": (str, None),
+    "MATTERMOST_PORT": (int, 443),
+    "MATTERMOST_API_PATH": (str, ""),
+    "BOT_TEAM": (str, ""),
+    "SSL_VERIFY": (bool, True),
+    "YC_CALDAV_URL": (str, "https://caldav.yandex.ru/"),
+    "YC_DATABASE_URL": (str, "sqlite:///data/bot.db"),
+    "YC_POLL_SECONDS": (int, 60),
+    "YC_DEFAULT_TIMEZONE": (str, "Europe/Moscow"),
+    "YC_TICK_SECONDS": (float, 5.0),
+    "YC_WORKERS": (int, 8),
+    "YC_CALDAV_TIMEOUT": (float, 20.0),
+    "YC_LOG_LEVEL": (str, "INFO"),
+}
+
+
+class ConfigError(Exception):
+    """Start-up cannot go on; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        return f"Configuration problems ({len(self.problems)}):\n{lines}"
+
+
+@dataclass(frozen=True)
+class Config:
+    mattermost_url: str  # with scheme, as mmpy-bot wants it
+    mattermost_port: int
+    mattermost_api_path: str
+    bot_team: str
+    ssl_verify: bool
+    bot_token: str
+    caldav_url: str
+    database_url: str
+    secret_key: str | None  # None: generated into a key file beside the SQLite database
+    poll_seconds: int
+    default_timezone: str
+    tick_seconds: float
+    workers: int
+    caldav_timeout: float
+    log_level: str
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Config(mattermost_url={self.mattermost_url!r}, database_url={self.database_url!r})"
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "y", "on"):
+        return True
+    if value in ("0", "false", "no", "n", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _convert(name: str, kind: type, raw: object) -> object:
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    if kind is bool:
+        return _parse_bool(str(raw))
+    if kind is int:
+        return int(str(raw).strip())
+    if kind is float:
+        return float(str(raw).strip())
+    return str(raw)
+
+
+def _secret(name: str, env: Mapping[str, str], problems: list[str]) -> str | None:
+    if env.get(name):
+        return env[name]
+    file_name = env.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            problems.append(f"{name}_FILE: cannot read {file_name} ({exc.strerror})")
+    return None
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Read ``settings.toml`` (``YC_SETTINGS``) and the environment; raise ConfigError listing
+    every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    settings_path = Path(env.get("YC_SETTINGS", "settings.toml"))
+    file_values: dict[str, object] = {}
+    if settings_path.exists():
+        try:
+            file_values = tomllib.loads(settings_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            problems.append(f"YC_SETTINGS: {settings_path} is not valid TOML ({exc})")
+    elif "YC_SETTINGS" in env:
+        problems.append(f"YC_SETTINGS: {settings_path} does not exist")
+    for secret in SECRET_NAMES:
+        if secret in file_values:
+            problems.append(f"{secret}: secrets are read only from the environment, "
+                            f"remove it from {settings_path}")
+    unknown = sorted(set(file_values) - set(FIELDS) - set(SECRET_NAMES))
+    for name in unknown:
+        problems.append(f"{settings_path}: unknown setting {name}")
+
+    values: dict[str, object] = {}
+    for name, (kind, default) in FIELDS.items():
+        raw = env.get(name, file_values.get(name, default))
+        if raw is None or raw == "":
+            values[name] = default
+            continue
+        try:
+            values[name] = _convert(name, kind, raw)
+        except ValueError:
+            problems.append(f"{name}: {raw!r} is not a valid {kind.__name__}")
+            values[name] = default
+
+    token = _secret("BOT_TOKEN", env, problems)
+    secret_key = _secret("YC_SECRET_KEY", env, problems)
+    if not token:
+        problems.append("BOT_TOKEN: not set (the bot account's access token, from the environment)")
+
+    url = values["MATTERMOST_URL"]
+    if not url:
+        problems.append("MATTERMOST_URL: not set (e.g. https://chat.example.com)")
+    elif urlparse(str(url)).scheme not in ("http", "https") or not urlparse(str(url)).netloc:
+        problems.append(f"MATTERMOST_URL: {url!r} needs a scheme, e.g. https://chat.example.com")
+    port = values["MATTERMOST_PORT"]
+    if isinstance(port, int) and not 0 < port < 65536:
+        problems.append(f"MATTERMOST_PORT: {port} is not a port number")
+    caldav = str(values["YC_CALDAV_URL"])
+    if urlparse(caldav).scheme not in ("http", "https") or not urlparse(caldav).netloc:
+        problems.append(f"YC_CALDAV_URL: {caldav!r} must be an http(s) URL")
+    db_url = str(values["YC_DATABASE_URL"])
+    scheme = urlparse(db_url).scheme
+    if scheme not in ("sqlite", "postgres", "postgresql"):
+        problems.append(f"YC_DATABASE_URL: {db_url!r} must start with sqlite:/// or postgresql://")
+    elif scheme != "sqlite" and not secret_key:
+        problems.append("YC_SECRET_KEY: required with a non-SQLite database (no key file there)")
+    poll = values["YC_POLL_SECONDS"]
+    if isinstance(poll, int) and poll < 1:
+        problems.append(f"YC_POLL_SECONDS: {poll} must be at least 1")
+    tick = values["YC_TICK_SECONDS"]
+    if isinstance(tick, float) and not 0.05 <= tick <= 60:
+        problems.append(f"YC_TICK_SECONDS: {tick} must be between 0.05 and 60")
+    workers = values["YC_WORKERS"]
+    if isinstance(workers, int) and not 1 <= workers <= 64:
+        problems.append(f"YC_WORKERS: {workers} must be between 1 and 64")
+    zone = str(values["YC_DEFAULT_TIMEZONE"])
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"YC_DEFAULT_TIMEZONE: {zone!r} is not an IANA time zone")
+    if str(values["YC_LOG_LEVEL"]).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append("YC_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
+
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        mattermost_url=str(url).rstrip("/"),
+        mattermost_port=int(port),  # type: ignore[call-overload]
+        mattermost_api_path=str(values["MATTERMOST_API_PATH"]),
+        bot_team=str(values["BOT_TEAM"]),
+        ssl_verify=bool(values["SSL_VERIFY"]),
+        bot_token=str(token),
+        caldav_url=caldav,
+        database_url=db_url,
+        secret_key=secret_key,
+        poll_seconds=int(poll),  # type: ignore[call-overload]
+        default_timezone=zone,
+        tick_seconds=float(tick),  # type: ignore[arg-type]
+        workers=int(workers),  # type: ignore[call-overload]
+        caldav_timeout=float(values["YC_CALDAV_TIMEOUT"]),  # type: ignore[arg-type]
+        log_level=str(values["YC_LOG_LEVEL"]).upper(),
+    )

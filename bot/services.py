@@ -1,0 +1,218 @@
+"""Use cases behind the chat commands. Each call works on one account (the Mattermost user id
+of the message, never a name typed in it) and either completes or changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.core.agenda import next_occurrence, range_bounds
+from bot.core.ical import parse_objects
+from bot.core.links import normalise_address
+from bot.core.model import (
+    Account,
+    Credentials,
+    NotificationSettings,
+    Occurrence,
+    WatchedCalendar,
+)
+from bot.core.zones import resolve_zone
+from bot.errors import AuthRefused, BadInput, NotConnected
+from bot.ports import CalendarSource
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+NEXT_SEARCH_DAYS = 30
+
+
+def me_address(login: str) -> str:
+    """The account's own address: Yandex accepts a bare login, which means @yandex.ru."""
+    return normalise_address(login if "@" in login else f"{login}@yandex.ru")
+
+
+@dataclass(frozen=True)
+class Meetings:
+    account: Account
+    tz: ZoneInfo
+    occurrences: list[Occurrence]
+    skipped: int  # objects that failed to parse (logged, not shown)
+
+
+class Services:
+    def __init__(
+        self,
+        repo: Repository,
+        source: CalendarSource,
+        *,
+        clock: Callable[[], datetime],
+        default_timezone: str,
+    ) -> None:
+        self.repo = repo
+        self.source = source
+        self.clock = clock
+        self.default_timezone = default_timezone
+
+    # -- accounts -------------------------------------------------------------------------
+    def account(self, user_id: str) -> Account:
+        account = self.repo.account(user_id)
+        if account is None:
+            raise NotConnected()
+        return account
+
+    def _credentials(self, user_id: str) -> Credentials:
+        creds = self.repo.credentials(user_id)
+        if creds is None:
+            raise NotConnected()
+        return creds
+
+    def connect(
+        self,
+        user_id: str,
+        login: str,
+        password: str,
+        *,
+        zone: str | None,
+        profile_zone: str | None,
+        language: str,
+    ) -> tuple[Account, list[WatchedCalendar]]:
+        """Check the login against the server before saving anything; then store it with the
+        default notifications and every event calendar watched."""
+        timezone = resolve_zone(zone) if zone else self._profile_zone(profile_zone)
+        creds = Credentials(login.strip(), password)
+        calendars = self.source.list_calendars(creds)  # raises AuthRefused / ServerUnavailable
+        if not calendars:
+            raise BadInput("error.no_calendars")
+        account = self.repo.save_account(
+            user_id=user_id,
+            creds=creds,
+            timezone=timezone,
+            language=language,
+            calendars=calendars,
+            notifications=NotificationSettings(),
+            now=self.clock(),
+        )
+        log.info("account.connected user=%s calendars=%d", user_id, len(calendars))
+        return account, self.repo.calendars(user_id)
+
+    def _profile_zone(self, profile_zone: str | None) -> str:
+        if profile_zone:
+            try:
+                return resolve_zone(profile_zone)
+            except BadInput:
+                log.info("account.profile_zone_unknown zone=%s", profile_zone)
+        return self.default_timezone
+
+    def disconnect(self, user_id: str) -> bool:
+        removed = self.repo.delete_account(user_id)
+        if removed:
+            log.info("account.disconnected user=%s", user_id)
+        return removed
+
+    def change_login(self, user_id: str, login: str) -> Account:
+        old = self._credentials(user_id)
+        creds = Credentials(login.strip(), old.password)
+        self.source.list_calendars(creds)
+        return self.repo.set_credentials(user_id, creds)
+
+    def change_password(self, user_id: str, password: str) -> Account:
+        old = self._credentials(user_id)
+        creds = Credentials(old.login, password)
+        found = self.source.list_calendars(creds)
+        account = self.repo.set_credentials(user_id, creds)
+        self.repo.replace_calendars(user_id, found)
+        return account
+
+    def change_timezone(self, user_id: str, zone: str) -> Account:
+        self.account(user_id)
+        return self.repo.set_timezone(user_id, resolve_zone(zone))
+
+    def set_language(self, user_id: str, language: str) -> Account:
+        self.account(user_id)
+        return self.repo.set_language(user_id, language)
+
+    def set_notifications(self, user_id: str, settings: NotificationSettings) -> Account:
+        self.account(user_id)
+        return self.repo.set_notifications(user_id, settings)
+
+    # -- calendars ------------------------------------------------------------------------
+    def calendars(self, user_id: str, refresh: bool = True) -> list[WatchedCalendar]:
+        """The account's event calendars, refreshed from the server when it answers."""
+        creds = self._credentials(user_id)
+        if refresh:
+            try:
+                return self.repo.replace_calendars(user_id, self.source.list_calendars(creds))
+            except AuthRefused:
+                raise
+            except Exception:  # the stored list is still a good answer
+                log.warning("calendars.refresh_failed user=%s", user_id, exc_info=True)
+        return self.repo.calendars(user_id)
+
+    def choose_calendars(self, user_id: str, choice: tuple[str, ...]) -> list[WatchedCalendar]:
+        """`calendars 1 3` or `calendars all`; numbers are those of the last listing."""
+        current = self.repo.calendars(user_id) if self.repo.account(user_id) else None
+        if current is None:
+            raise NotConnected()
+        if any(word.lower() in ("all", "все", "всё") for word in choice):
+            return self.repo.set_watched(user_id, {c.href for c in current})
+        chosen: set[str] = set()
+        for word in choice:
+            for part in word.replace(",", " ").split():
+                if not part.isdigit() or not 1 <= int(part) <= len(current):
+                    raise BadInput("error.bad_calendar_number", value=part[:10],
+                                   count=len(current))
+                chosen.add(current[int(part) - 1].href)
+        if not chosen:
+            raise BadInput("error.bad_calendar_number", value="", count=len(current))
+        return self.repo.set_watched(user_id, chosen)
+
+    # -- meetings -------------------------------------------------------------------------
+    def meetings(self, user_id: str, first: date, last: date) -> Meetings:
+        account = self.account(user_id)
+        tz = ZoneInfo(account.timezone)
+        start, end = range_bounds(first, last, tz)
+        occurrences, skipped = self._read_window(account, start, end)
+        return Meetings(account, tz, occurrences, skipped)
+
+    def next_meeting(self, user_id: str) -> tuple[Meetings, Occurrence | None]:
+        account = self.account(user_id)
+        tz = ZoneInfo(account.timezone)
+        now = self.clock()
+        occurrences, skipped = self._read_window(
+            account, now - timedelta(days=1), now + timedelta(days=NEXT_SEARCH_DAYS)
+        )
+        return Meetings(account, tz, occurrences, skipped), next_occurrence(occurrences, now)
+
+    def _read_window(
+        self, account: Account, start: datetime, end: datetime
+    ) -> tuple[list[Occurrence], int]:
+        creds = self._credentials(account.user_id)
+        tz = ZoneInfo(account.timezone)
+        me = me_address(account.login)
+        found: list[Occurrence] = []
+        skipped = 0
+
+        def on_error(href: str, exc: Exception) -> None:
+            nonlocal skipped
+            skipped += 1
+            log.warning("ics.skipped user=%s href=%s error=%s", account.user_id, href, exc)
+
+        for calendar in self.repo.calendars(account.user_id):
+            if not calendar.watched:
+                continue
+            try:
+                objects = self.source.fetch_window(creds, calendar.href, start, end)
+            except AuthRefused:
+                # The stored app password stopped working (revoked): keep everything, say how
+                # to fix it. Never a reason to delete the account.
+                self.repo.set_needs_password(account.user_id, True)
+                raise AuthRefused("error.stored_password_refused") from None
+            found += parse_objects(
+                objects, calendar=calendar.href, start=start, end=end, tz=tz, me=me,
+                on_error=on_error,
+            )
+        found.sort(key=lambda o: (o.start, o.title))
+        return found, skipped
