@@ -25,7 +25,33 @@ SQLITE_PRAGMAS = {
 # Upgrades from version N-1 to N, by index: MIGRATIONS[0] brings a version-1 database to 2.
 # A fresh database is created at the newest shape and stamped with SCHEMA_VERSION directly.
 Migration = Callable[[Database], None]
-MIGRATIONS: list[Migration] = []
+
+
+def _v2_engine_state(db: Database) -> None:
+    """Schema 2: the notification engine's snapshot, notices and threads, and its columns.
+
+    Columns are added as nullable on purpose: peewee's SQLite migrator adds a NOT NULL column by
+    rebuilding the table (copy, drop, rename), and dropping ``account`` with foreign keys on
+    would cascade-delete every calendar. The model still always writes a value.
+    """
+    from peewee import BooleanField, CharField, DateTimeField
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from storage.models import NoticeRow, ObjectRow, OccurrenceRow, ThreadRow
+
+    migrator = SqliteMigrator(db) if isinstance(db, SqliteDatabase) else PostgresqlMigrator(db)
+    migrate(
+        migrator.add_column("account", "auth_notice_sent", BooleanField(null=True, default=False)),
+        migrator.add_column("account", "status_blocked", BooleanField(null=True, default=False)),
+        migrator.add_column("account", "bot_status_text", CharField(max_length=128, null=True)),
+        migrator.add_column("account", "bot_status_emoji", CharField(max_length=64, null=True)),
+        migrator.add_column("account", "bot_status_expires", DateTimeField(null=True)),
+        migrator.add_column("calendar", "synced", BooleanField(null=True, default=False)),
+    )
+    db.create_tables([ObjectRow, OccurrenceRow, NoticeRow, ThreadRow])
+
+
+MIGRATIONS: list[Migration] = [_v2_engine_state]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

@@ -46,6 +46,12 @@ class AccountRow(BaseModel):
     last_sync_at = DateTimeField(null=True)
     last_error = TextField(null=True)
     last_error_at = DateTimeField(null=True)
+    # engine state (schema 2)
+    auth_notice_sent = BooleanField(default=False)  # told about the 401 of this episode
+    status_blocked = BooleanField(default=False)  # the server refused custom statuses (403/501)
+    bot_status_text = CharField(max_length=128, null=True)  # what the bot last set, if still set
+    bot_status_emoji = CharField(max_length=64, null=True)
+    bot_status_expires = DateTimeField(null=True)
 
     class Meta:
         table_name = "account"
@@ -57,10 +63,76 @@ class CalendarRow(BaseModel):
     name = CharField(max_length=256)
     watched = BooleanField(default=True)
     position = IntegerField(default=0)
+    synced = BooleanField(default=False)  # (schema 2) baseline taken: later diffs may notify
 
     class Meta:
         table_name = "calendar"
         indexes = ((("account", "href"), True),)
 
 
-ALL_MODELS: list[type[BaseModel]] = [SchemaVersion, AccountRow, CalendarRow]
+class ObjectRow(BaseModel):
+    """The last good copy of one calendar object in the polled window (for cheap polling)."""
+
+    account = ForeignKeyField(AccountRow, on_delete="CASCADE")
+    calendar = CharField(max_length=512)
+    href = CharField(max_length=512)
+    etag = CharField(max_length=256)
+    ics = TextField()
+
+    class Meta:
+        table_name = "object"
+        indexes = ((("account", "href"), True),)
+
+
+class OccurrenceRow(BaseModel):
+    """The stored snapshot: one row per occurrence in the polled window."""
+
+    account = ForeignKeyField(AccountRow, on_delete="CASCADE")
+    calendar = CharField(max_length=512)
+    uid = CharField(max_length=512)
+    rid = CharField(max_length=64)
+    start = DateTimeField(index=True)
+    end = DateTimeField()
+    data = TextField()  # the Occurrence as JSON (storage.serial)
+
+    class Meta:
+        table_name = "occurrence"
+        indexes = ((("account", "calendar", "uid", "rid"), True),)
+
+
+class NoticeRow(BaseModel):
+    """A notice recorded before it is sent, marked after Mattermost accepted it."""
+
+    account = ForeignKeyField(AccountRow, on_delete="CASCADE")
+    notice_id = CharField(max_length=700)
+    kind = CharField(max_length=16)  # reminder | agenda | change | response | system
+    message = TextField()
+    thread_key = CharField(max_length=600, null=True)  # later notices reply in this thread
+    created_at = DateTimeField()
+    expires_at = DateTimeField(null=True)  # not worth sending after this (a started meeting)
+    sent_at = DateTimeField(null=True, index=True)
+    post_id = CharField(max_length=64, null=True)
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(null=True)
+    dropped = BooleanField(default=False)  # expired before it could be sent
+
+    class Meta:
+        table_name = "notice"
+        indexes = ((("account", "notice_id"), True),)
+
+
+class ThreadRow(BaseModel):
+    """The post that started a meeting's thread of notices (attendees' answers)."""
+
+    account = ForeignKeyField(AccountRow, on_delete="CASCADE")
+    thread_key = CharField(max_length=600)
+    post_id = CharField(max_length=64)
+
+    class Meta:
+        table_name = "thread"
+        indexes = ((("account", "thread_key"), True),)
+
+
+ALL_MODELS: list[type[BaseModel]] = [
+    SchemaVersion, AccountRow, CalendarRow, ObjectRow, OccurrenceRow, NoticeRow, ThreadRow,
+]

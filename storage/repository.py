@@ -139,6 +139,7 @@ class Repository:
             login=creds.login,
             password_enc=self._vault.encrypt(creds.password),
             needs_password=False,
+            auth_notice_sent=False,
         )
 
     def set_timezone(self, user_id: str, timezone: str) -> Account:
@@ -148,8 +149,11 @@ class Repository:
         return self._update(user_id, language=language)
 
     def set_notifications(self, user_id: str, settings: NotificationSettings) -> Account:
+        """Store the settings; turning the status on again retries a server that refused it."""
+        extra = {"status_blocked": False} if settings.status else {}
         return self._update(
             user_id,
+            **extra,
             daily_at=settings.daily_at,
             daily_weekdays=settings.daily_weekdays,
             remind_leads=_leads_text(settings.leads),

@@ -60,7 +60,9 @@ class Occurrence:
 
     calendar: str
     uid: str
-    recurrence_id: str  # ISO form of RECURRENCE-ID, or of the start for a single event
+    # ISO form of RECURRENCE-ID (UTC, or the date for all-day series) for an occurrence of a
+    # series, "" for a single event: a moved single event or occurrence keeps its key.
+    recurrence_id: str
     start: datetime  # aware; UTC for timed events, viewer-zone midnight for all-day
     end: datetime
     all_day: bool
