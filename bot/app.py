@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mmpy_bot import Bot, Settings
 
 from bot.adapters.caldav_client import YandexCalDAV
+from bot.adapters.mattermost import Messenger
 from bot.clock import utc_now
 from bot.config import Config
+from bot.engine import Engine
 from bot.services import Services
 from plugins.calendar import CalendarPlugin
 from storage.crypto import Vault, load_or_create_key
 from storage.db import open_database, sqlite_path
+from storage.engine_store import EngineStore
 from storage.repository import Repository
 
 
@@ -30,6 +34,18 @@ def build_services(config: Config) -> Services:
     return Services(repo, source, clock=utc_now, default_timezone=config.default_timezone)
 
 
+def build_engine(config: Config, services: Services, messenger: Callable[[], Messenger]) -> Engine:
+    return Engine(
+        repo=services.repo,
+        store=EngineStore(),
+        source=services.source,
+        messenger=messenger,
+        clock=services.clock,
+        poll_seconds=config.poll_seconds,
+        workers=config.workers,
+    )
+
+
 def mmpy_settings(config: Config) -> Settings:
     return Settings(
         MATTERMOST_URL=config.mattermost_url,
@@ -43,7 +59,10 @@ def mmpy_settings(config: Config) -> Settings:
 
 
 def create_bot(config: Config) -> Bot:
-    """The real bot: mmpy-bot with our plugin only (never its demo plugins)."""
+    """The real bot: mmpy-bot with our plugin only (never its demo plugins). The engine's tick
+    is registered on mmpy-bot's own scheduler when the plugin starts."""
     services = build_services(config)
     plugin = CalendarPlugin(services, clock=utc_now)
+    engine = build_engine(config, services, lambda: plugin.messenger)
+    plugin.attach_engine(engine, config.tick_seconds)
     return Bot(settings=mmpy_settings(config), plugins=[plugin], enable_logging=False)

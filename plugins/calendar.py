@@ -10,6 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 from typing import Any
 
+import schedule
 from mmpy_bot import Message, Plugin, listen_to
 
 from bot.adapters.mattermost import Messenger
@@ -26,8 +27,9 @@ from bot.core.commands import (
     period_for,
 )
 from bot.core.markdown import escape
-from bot.core.model import Account, NotificationSettings, WatchedCalendar
+from bot.core.model import NotificationSettings, WatchedCalendar
 from bot.core.texts import LANGUAGES, language_of, t
+from bot.engine import Engine
 from bot.errors import BadInput, BotError
 from bot.services import NEXT_SEARCH_DAYS, Services
 
@@ -63,18 +65,26 @@ class CalendarPlugin(Plugin):
     """Every command of SPEC.md. Handlers are plain functions: mmpy-bot runs them on its thread
     pool, so CalDAV calls never block the websocket loop."""
 
-    def __init__(
-        self,
-        services: Services,
-        *,
-        clock: Callable[[], datetime],
-        check_extra: Callable[[Account], dict[str, str]] | None = None,
-    ) -> None:
+    def __init__(self, services: Services, *, clock: Callable[[], datetime]) -> None:
         super().__init__()
         self.services = services
         self.clock = clock
-        self.check_extra = check_extra
+        self.engine: Engine | None = None
+        self._tick_seconds = 5.0
         self._messenger: Messenger | None = None
+
+    def attach_engine(self, engine: Engine, tick_seconds: float) -> None:
+        self.engine = engine
+        self._tick_seconds = tick_seconds
+
+    def on_start(self) -> None:
+        """mmpy-bot started: put the engine's one tick job on its scheduler."""
+        if self.engine is not None:
+            self.engine.register(schedule, self._tick_seconds)
+
+    def on_stop(self) -> None:
+        if self.engine is not None:
+            self.engine.shutdown()
 
     @property
     def messenger(self) -> Messenger:
@@ -171,6 +181,8 @@ class CalendarPlugin(Plugin):
         )
 
     def cmd_disconnect(self, command: Command, message: Message, lang: str) -> str:
+        if self.engine is not None:
+            self.engine.clear_status_now(message.user_id)
         removed = self.services.disconnect(message.user_id)
         return t(lang, "disconnect.done" if removed else "disconnect.none")
 
@@ -203,7 +215,7 @@ class CalendarPlugin(Plugin):
     def cmd_check(self, command: Command, message: Message, lang: str) -> str:
         account = self.services.account(message.user_id)
         calendars = self.services.repo.calendars(message.user_id)
-        extra = self.check_extra(account) if self.check_extra else {}
+        extra = self.engine.upcoming_info(account) if self.engine else {}
         body = t(
             lang,
             "check.body",

@@ -46,6 +46,7 @@ def _v2_engine_state(db: Database) -> None:
         migrator.add_column("account", "bot_status_text", CharField(max_length=128, null=True)),
         migrator.add_column("account", "bot_status_emoji", CharField(max_length=64, null=True)),
         migrator.add_column("account", "bot_status_expires", DateTimeField(null=True)),
+        migrator.add_column("account", "window_end", DateTimeField(null=True)),
         migrator.add_column("calendar", "synced", BooleanField(null=True, default=False)),
     )
     db.create_tables([ObjectRow, OccurrenceRow, NoticeRow, ThreadRow])

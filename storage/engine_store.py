@@ -9,7 +9,7 @@ from datetime import datetime
 
 from peewee import fn
 
-from bot.core.model import Occurrence
+from bot.core.model import Notice, Occurrence
 from storage.models import (
     AccountRow,
     CalendarRow,
@@ -21,15 +21,6 @@ from storage.models import (
 )
 from storage.repository import from_db_time, to_db_time
 from storage.serial import dump_occurrence, load_occurrence
-
-
-@dataclass(frozen=True)
-class NewNotice:
-    notice_id: str
-    kind: str
-    message: str
-    thread_key: str | None = None
-    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -96,8 +87,9 @@ class EngineStore:
         upsert: dict[str, StoredObject],
         delete: Iterable[str],
         occurrences: list[Occurrence] | None,
-        notices: list[NewNotice],
+        notices: list[Notice],
         synced_calendars: Iterable[str],
+        window_end: datetime | None,
         now: datetime,
     ) -> list[str]:
         """Store a poll's result in one transaction: object copies, the new snapshot (None: the
@@ -130,6 +122,8 @@ class EngineStore:
             if synced:
                 CalendarRow.update(synced=True).where(
                     (CalendarRow.account == account) & (CalendarRow.href.in_(synced))).execute()
+            if window_end is not None:
+                account.window_end = to_db_time(window_end)
             account.last_sync_at = to_db_time(now)
             account.last_error = None
             account.auth_notice_sent = False
@@ -137,7 +131,7 @@ class EngineStore:
             account.save()
             return self._insert_notices(account, notices, now)
 
-    def _insert_notices(self, account: AccountRow, notices: list[NewNotice],
+    def _insert_notices(self, account: AccountRow, notices: list[Notice],
                         now: datetime) -> list[str]:
         inserted = []
         for notice in notices:
@@ -155,13 +149,17 @@ class EngineStore:
             inserted.append(notice.notice_id)
         return inserted
 
+    def window_end(self, user_id: str) -> datetime | None:
+        row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
+        return None if row is None else from_db_time(row.window_end)
+
     def unsynced_calendars(self, user_id: str) -> set[str]:
         query = (CalendarRow.select(CalendarRow.href).join(AccountRow)
                  .where((AccountRow.mm_user_id == user_id) & (CalendarRow.synced == False)))  # noqa: E712
         return {r.href for r in query}
 
     # -- notices ------------------------------------------------------------------------------
-    def record_notices(self, user_id: str, notices: list[NewNotice], now: datetime) -> list[str]:
+    def record_notices(self, user_id: str, notices: list[Notice], now: datetime) -> list[str]:
         """Record notices (ignoring ids already recorded); returns the ids newly recorded."""
         with database.atomic():
             account = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)

@@ -52,6 +52,7 @@ class AccountRow(BaseModel):
     bot_status_text = CharField(max_length=128, null=True)  # what the bot last set, if still set
     bot_status_emoji = CharField(max_length=64, null=True)
     bot_status_expires = DateTimeField(null=True)
+    window_end = DateTimeField(null=True)  # end of the window the stored snapshot covers
 
     class Meta:
         table_name = "account"

@@ -103,17 +103,56 @@ def test_wal_mode_and_threads(repo: Repository, db_url: str) -> None:
     assert errors == [] and len(repo.accounts()) == 4
 
 
-def test_schema_upgrade_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An older database is upgraded by the migrations in order, and stamped."""
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+V1_SCHEMA = """
+CREATE TABLE schemaversion (id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
+INSERT INTO schemaversion (version) VALUES (1);
+CREATE TABLE account (id INTEGER PRIMARY KEY, mm_user_id VARCHAR(64) NOT NULL UNIQUE,
+  login VARCHAR(254) NOT NULL, password_enc TEXT NOT NULL, timezone VARCHAR(64) NOT NULL,
+  language VARCHAR(8) NOT NULL, created_at DATETIME NOT NULL, daily_at VARCHAR(5),
+  daily_weekdays INTEGER NOT NULL, remind_leads VARCHAR(64) NOT NULL, status_on INTEGER NOT NULL,
+  changes_on INTEGER NOT NULL, responses_on INTEGER NOT NULL, needs_password INTEGER NOT NULL,
+  last_sync_at DATETIME, last_error TEXT, last_error_at DATETIME);
+CREATE TABLE calendar (id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES account(id)
+  ON DELETE CASCADE, href VARCHAR(512) NOT NULL, name VARCHAR(256) NOT NULL,
+  watched INTEGER NOT NULL, position INTEGER NOT NULL);
+CREATE UNIQUE INDEX calendar_account_id_href ON calendar (account_id, href);
+"""
+
+
+def test_schema_upgrade_from_version_1(tmp_path: Path) -> None:
+    """A version-1 database (issue 2's schema) is upgraded in place, its data kept."""
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript(V1_SCHEMA)
+    vault = Vault("k")
+    con.execute(
+        "INSERT INTO account VALUES (1, 'u1', 'ivan', ?, 'Europe/Moscow', 'en', "
+        "'2026-11-01 00:00:00', '09:00', 1, '10', 1, 1, 1, 0, NULL, NULL, NULL)",
+        (vault.encrypt("pw"),),
+    )
+    con.execute("INSERT INTO calendar VALUES (1, 1, '/c/events-1/', 'Work', 1, 0)")
+    con.commit()
+    con.close()
+    open_database(f"sqlite:///{path}").close()
+    version = sqlite3.connect(path).execute("SELECT version FROM schemaversion").fetchone()[0]
+    assert version == dbmod.SCHEMA_VERSION == 2
+    repo = Repository(vault)
+    open_database(f"sqlite:///{path}")
+    assert repo.credentials("u1") == Credentials("ivan", "pw")
+    assert [c.href for c in repo.calendars("u1")] == ["/c/events-1/"]
+    columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(account)")}
+    assert {"bot_status_expires", "status_blocked", "auth_notice_sent"} <= columns
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database from a newer bot is not touched."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
     open_database(url).close()
-    ran: list[int] = []
-    monkeypatch.setattr(dbmod, "MIGRATIONS", [lambda db: ran.append(2)])
-    monkeypatch.setattr(dbmod, "SCHEMA_VERSION", 2)
-    open_database(url).close()
-    assert ran == [2]
-    open_database(url).close()
-    assert ran == [2]  # already at 2: nothing runs twice
+    sqlite3.connect(tmp_path / "new.db").execute(
+        "UPDATE schemaversion SET version = 99"
+    ).connection.commit()
+    with pytest.raises(RuntimeError):
+        open_database(url)
 
 
 def test_key_file_created_once_with_0600(tmp_path: Path) -> None:

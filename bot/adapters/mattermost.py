@@ -6,9 +6,11 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mattermostautodriver.exceptions import (
+    FeatureDisabled,
     InvalidOrMissingParameters,
     NotEnoughPermissions,
     ResourceNotFound,
@@ -77,6 +79,33 @@ class Messenger:
     def direct(self, user_id: str, message: str, root_id: str = "") -> list[str]:
         return self.post(self.dm_channel(user_id), message, root_id)
 
+    def presence(self, user_id: str) -> str:
+        """online / away / dnd / offline."""
+        return str(self.driver.status.get_user_status(user_id).get("status", "online"))
+
+    def set_custom_status(self, user_id: str, emoji: str, text: str, expires_at: datetime) -> None:
+        """PUT the custom status with an RFC 3339 expiry (the server does not compute it)."""
+        body = {
+            "emoji": emoji,
+            "text": text,
+            "duration": "date_and_time",
+            "expires_at": expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        try:
+            self.driver.status.update_user_custom_status(user_id, body)
+        except NotEnoughPermissions:
+            raise StatusRefused(403) from None
+        except FeatureDisabled:
+            raise StatusRefused(501) from None
+
+    def clear_custom_status(self, user_id: str) -> None:
+        try:
+            self.driver.status.unset_user_custom_status(user_id)
+        except NotEnoughPermissions:
+            raise StatusRefused(403) from None
+        except FeatureDisabled:
+            raise StatusRefused(501) from None
+
     def delete_post(self, post_id: str) -> bool:
         """Delete a user's post; False when the bot may not (no delete_others_posts) or it's
         gone."""
@@ -86,3 +115,12 @@ class Messenger:
         except (NotEnoughPermissions, ResourceNotFound, InvalidOrMissingParameters) as exc:
             log.info("post.delete_refused post=%s error=%s", post_id, type(exc).__name__)
             return False
+
+
+class StatusRefused(Exception):
+    """The server refused custom statuses: 403 (the bot lacks the permission) or 501 (custom
+    statuses are switched off)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"custom status refused with {code}")
+        self.code = code

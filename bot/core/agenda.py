@@ -107,17 +107,24 @@ def _short(day: date) -> str:
 
 
 def render_next(occ: Occurrence, tz: ZoneInfo, lang: str, today: date) -> str:
+    """The meeting under its day's title; an all-day event that is already running (a
+    conference that began yesterday) is shown under today, not under its first day."""
     local_day = occ.start.astimezone(tz).date()
+    if local_day < today and occ.end > day_bounds(today, tz)[0]:
+        local_day = today
     return f"**{day_title(local_day, lang, today)}**\n{render_line(occ, tz, lang)}"
 
 
 def next_occurrence(occurrences: Iterable[Occurrence], now: datetime) -> Occurrence | None:
     """The next timed meeting that has not started, not cancelled or declined; else the next
-    all-day one."""
+    all-day one that has not ended (today's counts), not cancelled or declined."""
     candidates = [
         o for o in occurrences
         if not o.cancelled and not o.declined and o.start >= now and not o.all_day
     ]
     if not candidates:
-        candidates = [o for o in occurrences if o.all_day and o.end > now and not o.cancelled]
+        candidates = [
+            o for o in occurrences
+            if o.all_day and o.end > now and not o.cancelled and not o.declined
+        ]
     return min(candidates, key=lambda o: (o.start, o.title), default=None)

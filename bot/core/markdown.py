@@ -43,26 +43,47 @@ def link(label: str, url: str) -> str:
 
 def split_message(text: str, limit: int = POST_LIMIT) -> list[str]:
     """Split on line boundaries into chunks of at most ``limit`` characters; a blank line (a day
-    boundary in agendas) is preferred as the cut. A single longer line is cut hard."""
+    boundary in agendas) is preferred as the cut, so a day's meetings stay under their heading,
+    unless that would leave the chunk less than half full. A single longer line is cut hard."""
     if len(text) <= limit:
         return [text]
     chunks: list[str] = []
     current: list[str] = []
-    size = 0
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
+    size = 0  # len("\n".join(current))
+    for line in _hard_wrapped(text.split("\n"), limit):
+        if current and size + 1 + len(line) > limit:
+            cut = _last_blank(current)
+            if cut > 0 and len("\n".join(current[:cut])) >= limit // 2:
+                chunks.append("\n".join(current[:cut]))
+                current = current[cut + 1 :]
+            else:
+                chunks.append("\n".join(current))
+                current = []
+            size = len("\n".join(current))
+            if current and size + 1 + len(line) > limit:  # the carried lines and this one
                 chunks.append("\n".join(current))
                 current, size = [], 0
-            chunks.append(line[:limit])
-            line = line[limit:]
-        extra = len(line) + (1 if current else 0)
-        if size + extra > limit:
-            chunks.append("\n".join(current))
-            current, size = [], 0
-            extra = len(line)
+        size += len(line) + (1 if current else 0)
         current.append(line)
-        size += extra
     if current:
         chunks.append("\n".join(current))
     return [c.strip("\n") for c in chunks if c.strip()]
+
+
+def _hard_wrapped(lines: list[str], limit: int) -> list[str]:
+    """Lines no longer than ``limit``: a longer one becomes several pieces."""
+    wrapped: list[str] = []
+    for line in lines:
+        while len(line) > limit:
+            wrapped.append(line[:limit])
+            line = line[limit:]
+        wrapped.append(line)
+    return wrapped
+
+
+def _last_blank(lines: list[str]) -> int:
+    """Index of the last blank line, or -1."""
+    for index in range(len(lines) - 1, -1, -1):
+        if not lines[index].strip():
+            return index
+    return -1

@@ -127,3 +127,19 @@ class WatchedCalendar:
     href: str
     name: str
     watched: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message the engine decided to send; recorded before it is sent.
+
+    ``notice_id`` is unique per account (recording it twice is a no-op); ``thread_key`` makes
+    later notices about the same meeting reply in the first one's thread; ``expires_at`` is the
+    moment after which it is no longer worth sending (a reminder for a started meeting).
+    """
+
+    notice_id: str
+    kind: str
+    message: str
+    thread_key: str | None = None
+    expires_at: datetime | None = None

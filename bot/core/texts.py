@@ -279,6 +279,57 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "({count} event(s) could not be read and are not shown.)",
         "ru": "({count} событий не удалось прочитать, они не показаны.)",
     },
+    # --- notices -----------------------------------------------------------------------------
+    "reminder.head": {
+        "en": "⏰ In {minutes} min: **{title}**, {span}",
+        "ru": "⏰ Через {minutes} мин: **{title}**, {span}",
+    },
+    "agenda.morning": {
+        "en": "☀️ **{day}** — your meetings:",
+        "ru": "☀️ **{day}** — ваши встречи:",
+    },
+    "notice.auth": {
+        "en": "⚠️ Yandex refuses the stored app password, so I can't see your calendar. Your "
+        "settings are kept. Make a new app password (id.yandex.ru → Security → App passwords → "
+        "\"Calendar (CalDAV)\") and send `password <new app-password>` here.",
+        "ru": "⚠️ Яндекс не принимает сохранённый пароль приложения, и я не вижу ваш календарь. "
+        "Настройки сохранены. Создайте новый пароль приложения (id.yandex.ru → Безопасность → "
+        "Пароли приложений → «Календарь (CalDAV)») и пришлите `password <новый пароль>`.",
+    },
+    "notice.status_forbidden": {
+        "en": "I can't set your \"📆 In a meeting\" status: the Mattermost server refused "
+        "({reason}). Ask an admin to {fix}. I turned `status` off; send `status on` to try again.",
+        "ru": "Не могу поставить статус «📆 На встрече»: сервер Mattermost отказал ({reason}). "
+        "Попросите администратора {fix}. Я выключил `status`; `status on` — попробовать снова.",
+    },
+    "status.fix403": {
+        "en": "give the bot account the System Admin role (custom statuses of other users need "
+        "manage_system)",
+        "ru": "дать аккаунту бота роль System Admin (чужие статусы требуют права manage_system)",
+    },
+    "status.fix501": {
+        "en": "turn on custom statuses (System Console → Users and Teams → Enable Custom "
+        "Statuses)",
+        "ru": "включить пользовательские статусы (System Console → Users and Teams → Enable "
+        "Custom Statuses)",
+    },
+    "change.added": {"en": "New meeting", "ru": "Новая встреча"},
+    "change.cancelled": {"en": "Cancelled", "ru": "Отменена"},
+    "change.moved": {"en": "Moved", "ru": "Перенесена"},
+    "change.updated": {"en": "Changed", "ru": "Изменена"},
+    "change.series": {"en": "({count} occurrences)", "ru": "({count} повторений)"},
+    "change.field.title": {"en": "Title: {old} → {new}", "ru": "Название: {old} → {new}"},
+    "change.field.location": {"en": "Place: {old} → {new}", "ru": "Место: {old} → {new}"},
+    "change.field.link": {"en": "Join link: {old} → {new}", "ru": "Ссылка: {old} → {new}"},
+    "response.head": {
+        "en": "📨 Answers to **{title}** ({when}):",
+        "ru": "📨 Ответы на **{title}** ({when}):",
+    },
+    "response.ACCEPTED": {"en": "accepted", "ru": "придёт"},
+    "response.DECLINED": {"en": "declined", "ru": "отказался(-ась)"},
+    "response.TENTATIVE": {"en": "maybe", "ru": "под вопросом"},
+    "response.NEEDS-ACTION": {"en": "not answered yet", "ru": "ещё не ответил(а)"},
+    "status.text": {"en": "In a meeting", "ru": "На встрече"},
     "partstat.DECLINED": {"en": "you declined", "ru": "вы отказались"},
     "partstat.TENTATIVE": {"en": "you said maybe", "ru": "вы под вопросом"},
     "partstat.NEEDS-ACTION": {"en": "you have not answered", "ru": "вы не ответили"},

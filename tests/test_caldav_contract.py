@@ -1,0 +1,728 @@
+"""One contract suite for ``CalendarSource``: the in-memory fake and the real adapter.
+
+Every test taking ``env`` runs twice: against ``FakeCalendarSource`` and against
+``YandexCalDAV`` talking to a real Radicale behind ``YandexQuirks`` (marked ``contract``).
+The Radicale-only tests below them check what only a real server can show: retries, auth
+refusal, request counts and the middleware's Yandex quirks.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import threading
+import traceback
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.adapters.caldav_client import YandexCalDAV, _ClientPool, canonical_href
+from bot.core.model import Credentials
+from bot.errors import AuthRefused, CalendarError, ServerUnavailable
+from bot.ports import CalendarSource
+from tests.fake_calendar import FakeCalendarSource
+from tests.radicale_server import RadicaleServer, free_port
+
+PASSWORD = "app-pass-Secr3t-xyz"  # distinctive, so a leak is easy to spot
+WEEK_START = datetime(2026, 3, 2, tzinfo=UTC)  # Monday
+WEEK_END = WEEK_START + timedelta(days=7)
+_logins = itertools.count(1)
+
+# -- Yandex-shaped ICS ------------------------------------------------------------------------
+
+VTIMEZONE_MOSCOW = """BEGIN:VTIMEZONE
+TZID:Europe/Moscow
+TZURL:http://tzurl.org/zoneinfo/Europe/Moscow
+X-LIC-LOCATION:Europe/Moscow
+BEGIN:STANDARD
+TZOFFSETFROM:+0300
+TZOFFSETTO:+0300
+TZNAME:MSK
+DTSTART:20110327T020000
+RDATE:20110327T020000
+END:STANDARD
+END:VTIMEZONE"""
+
+
+def yandex_event(
+    uid: str,
+    start: str,
+    end: str,
+    summary: str,
+    *,
+    rrule: str | None = None,
+    sequence: int = 0,
+    conference: str = "https://telemost.yandex.ru/j/12345678901234",
+) -> str:
+    """A VCALENDAR as Yandex serves it: local Moscow times with an inline VTIMEZONE."""
+    lines = [
+        "BEGIN:VCALENDAR",
+        "PRODID:-//Yandex LLC//Yandex Calendar//EN",
+        "VERSION:2.0",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        VTIMEZONE_MOSCOW,
+        "BEGIN:VEVENT",
+        f"DTSTART;TZID=Europe/Moscow:{start}",
+        f"DTEND;TZID=Europe/Moscow:{end}",
+        f"SUMMARY:{summary}",
+        f"UID:{uid}",
+        f"SEQUENCE:{sequence}",
+        "DTSTAMP:20260201T090000Z",
+        "CREATED:20260201T090000Z",
+        "LAST-MODIFIED:20260201T090000Z",
+        "ORGANIZER;CN=Alice:mailto:alice@yandex.ru",
+        "ATTENDEE;PARTSTAT=ACCEPTED;CN=Alice:mailto:alice@yandex.ru",
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION;CN=Bob:mailto:bob@yandex.ru",
+        f"URL:https://calendar.yandex.ru/event?event_id={zlib.crc32(uid.encode())}",
+        f"X-TELEMOST-CONFERENCE:{conference}",
+        "TRANSP:OPAQUE",
+        "CATEGORIES:Мои события",
+    ]
+    if rrule:
+        lines.append(f"RRULE:{rrule}")
+    lines += ["END:VEVENT", "END:VCALENDAR", ""]
+    return "\r\n".join("\r\n".join(chunk.splitlines()) for chunk in lines)
+
+
+WEEKLY_STANDUP = yandex_event(
+    "weekly-standup@yandex.ru",
+    "20260105T100000",
+    "20260105T101500",
+    "Стендап",
+    rrule="FREQ=WEEKLY;BYDAY=MO",
+)
+SINGLE_REVIEW = yandex_event(
+    "review-1@yandex.ru", "20260304T150000", "20260304T160000", "Ревью дизайна"
+)
+FAR_PLANNING = yandex_event(
+    "planning-2027@yandex.ru", "20270115T120000", "20270115T130000", "Планирование 2027"
+)
+
+
+# -- environments -----------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    """A CalendarSource with a fresh account, plus seeding that goes around it."""
+
+    kind: str
+    source: CalendarSource
+    creds: Credentials
+    _seed: FakeCalendarSource | RadicaleServer
+    server: RadicaleServer | None = None
+
+    def add_calendar(
+        self, slug: str, name: str | None, components: tuple[str, ...] = ("VEVENT",)
+    ) -> str:
+        return canonical_href(self._seed.make_calendar(self.creds.login, slug, name, components))
+
+    def put(self, cal_href: str, filename: str, ics: str) -> str:
+        return canonical_href(self._seed.put(self.creds.login, cal_href, filename, ics))
+
+    def delete(self, href: str) -> None:
+        self._seed.delete(self.creds.login, href)
+
+    def requests(self) -> int:
+        """Requests the source made (HTTP requests seen by the server, or fake calls)."""
+        if isinstance(self._seed, FakeCalendarSource):
+            return self._seed.requests
+        assert self.server is not None and self.server.quirks is not None
+        return self.server.quirks.counters.requests
+
+
+@pytest.fixture(scope="module")
+def radicale() -> Iterator[RadicaleServer]:
+    """One Radicale + YandexQuirks for the whole module; tests use fresh accounts."""
+    with RadicaleServer() as server:
+        yield server
+
+
+def _adapter(server_url: str, **overrides: object) -> YandexCalDAV:
+    options: dict[str, object] = {"timeout": 5.0, "sleep": lambda s: None, "batch_size": 5}
+    options.update(overrides)
+    return YandexCalDAV(server_url, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["fake", pytest.param("radicale", marks=pytest.mark.contract)])
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    """A fresh Yandex-style account on the fake or on Radicale (adapter batch size 5)."""
+    login = f"user{next(_logins)}@yandex.ru"
+    creds = Credentials(login, PASSWORD)
+    if request.param == "fake":
+        fake = FakeCalendarSource()
+        fake.add_account(login, PASSWORD)
+        yield Env("fake", fake, creds, fake)
+        return
+    server: RadicaleServer = request.getfixturevalue("radicale")
+    assert server.quirks is not None
+    server.add_user(login, PASSWORD)
+    server.quirks.reset_faults()
+    server.quirks.reset_counters()
+    adapter = _adapter(server.url)
+    try:
+        yield Env("radicale", adapter, creds, server, server=server)
+    finally:
+        adapter.close()
+        server.quirks.reset_faults()
+
+
+@pytest.fixture
+def radicale_env(radicale: RadicaleServer) -> Iterator[Env]:
+    """A fresh account on Radicale only, for tests of real-server behaviour."""
+    assert radicale.quirks is not None
+    login = f"user{next(_logins)}@yandex.ru"
+    radicale.add_user(login, PASSWORD)
+    radicale.quirks.reset_faults()
+    radicale.quirks.reset_counters()
+    adapter = _adapter(radicale.url)
+    try:
+        yield Env("radicale", adapter, Credentials(login, PASSWORD), radicale, server=radicale)
+    finally:
+        adapter.close()
+        radicale.quirks.reset_faults()
+
+
+def _seed_week(env: Env) -> tuple[str, dict[str, str]]:
+    calendar = env.add_calendar("events-12345", "Мой календарь")
+    hrefs = {
+        "weekly": env.put(calendar, "weekly-standup.ics", WEEKLY_STANDUP),
+        "single": env.put(calendar, "review-1.ics", SINGLE_REVIEW),
+        "far": env.put(calendar, "planning-2027.ics", FAR_PLANNING),
+    }
+    return calendar, hrefs
+
+
+def _assert_secret_absent(
+    exc: BaseException, caplog: pytest.LogCaptureFixture, login: str = "alice@yandex.ru"
+) -> None:
+    """Neither the password nor its Basic-auth token is in the exception chain or the logs."""
+    token = base64.b64encode(f"{login}:{PASSWORD}".encode()).decode()
+    rendered = "".join(traceback.format_exception(exc)) + repr(exc) + str(exc)
+    # No chained niquests exception: its .request holds the Authorization header.
+    assert exc.__context__ is None and exc.__cause__ is None
+    for text in [rendered] + [record.getMessage() for record in caplog.records]:
+        assert PASSWORD not in text and token not in text
+
+
+# -- the contract (fake and Radicale) ---------------------------------------------------------
+
+
+def test_list_calendars_skips_todo_collection_and_keys_by_href(env: Env) -> None:
+    """Two event calendars with one name are both listed by href; the VTODO list is skipped."""
+    first = env.add_calendar("events-12345", "Календарь")
+    second = env.add_calendar("events-67891", "Календарь")
+    todos = env.add_calendar("todos-67890", "Дела", ("VTODO",))
+
+    calendars = env.source.list_calendars(env.creds)
+
+    assert {c.href for c in calendars} == {first, second}
+    assert todos not in {c.href for c in calendars}
+    assert [c.name for c in calendars] == ["Календарь", "Календарь"]
+    assert "%40" in first and "@" not in first  # Yandex spelling of the login in hrefs
+
+
+def test_calendar_without_displayname_still_gets_a_name_from_its_path(env: Env) -> None:
+    """A collection with no displayname is still listed, named after its path."""
+    href = env.add_calendar("events-55555", None)
+
+    (calendar,) = env.source.list_calendars(env.creds)
+
+    assert calendar.href == href
+    # The adapter falls back to the last path segment; Radicale itself already answers a
+    # missing displayname with the collection path ("user@yandex.ru/events-55555").
+    assert calendar.name.endswith("events-55555")
+
+
+def test_fetch_window_returns_recurring_master_unexpanded_and_single_event(env: Env) -> None:
+    """A weekly series begun in January and a single event are in a March week; 2027 is not."""
+    calendar, hrefs = _seed_week(env)
+
+    objects = env.source.fetch_window(env.creds, calendar, WEEK_START, WEEK_END)
+
+    by_href = {o.href: o for o in objects}
+    assert set(by_href) == {hrefs["weekly"], hrefs["single"]}
+    weekly = by_href[hrefs["weekly"]].ics
+    assert weekly.count("BEGIN:VEVENT") == 1  # the master, not expanded instances
+    assert "RRULE:FREQ=WEEKLY;BYDAY=MO" in weekly
+    assert "DTSTART;TZID=Europe/Moscow:20260105T100000" in weekly
+    assert "X-TELEMOST-CONFERENCE:https://telemost.yandex.ru/j/12345678901234" in weekly
+    assert all(o.etag for o in objects)
+
+
+def test_etags_in_window_match_fetch_window_and_change_after_put(env: Env) -> None:
+    """The ETag-only query agrees with the full query, and an edit moves the ETag."""
+    calendar, hrefs = _seed_week(env)
+    full = env.source.fetch_window(env.creds, calendar, WEEK_START, WEEK_END)
+
+    etags = env.source.etags_in_window(env.creds, calendar, WEEK_START, WEEK_END)
+    assert etags == {o.href: o.etag for o in full}
+
+    moved = SINGLE_REVIEW.replace("T150000", "T170000").replace("T160000", "T180000")
+    env.put(calendar, "review-1.ics", moved)
+    after = env.source.etags_in_window(env.creds, calendar, WEEK_START, WEEK_END)
+
+    assert after[hrefs["single"]] != etags[hrefs["single"]]
+    assert after[hrefs["weekly"]] == etags[hrefs["weekly"]]
+
+
+def test_fetch_objects_crosses_batches_and_omits_deleted_href(env: Env) -> None:
+    """Twelve hrefs (over two batches of five) come back in order, minus the deleted one."""
+    calendar = env.add_calendar("events-12345", "Мой календарь")
+    hrefs = [
+        env.put(
+            calendar,
+            f"meeting-{n}.ics",
+            yandex_event(f"meeting-{n}@yandex.ru", "20260303T110000", "20260303T113000", f"M{n}"),
+        )
+        for n in range(12)
+    ]
+    env.delete(hrefs[4])
+    gone_calendar = calendar.replace("events-12345", "events-00000") + "ghost.ics"
+
+    objects = env.source.fetch_objects(env.creds, hrefs + [gone_calendar])
+
+    assert [o.href for o in objects] == hrefs[:4] + hrefs[5:]
+    assert all("BEGIN:VEVENT" in o.ics and o.etag for o in objects)
+    if env.server is not None and env.server.quirks is not None:
+        assert env.server.quirks.counters.by_report["calendar-multiget"] == 4  # 3 + ghost
+
+
+def test_object_exists_is_false_after_delete(env: Env) -> None:
+    """An object is there until it is deleted; then the source says it is gone."""
+    calendar, hrefs = _seed_week(env)
+    assert env.source.object_exists(env.creds, hrefs["single"])
+
+    env.delete(hrefs["single"])
+
+    assert not env.source.object_exists(env.creds, hrefs["single"])
+    assert env.source.object_exists(env.creds, hrefs["weekly"])
+
+
+def test_hrefs_are_accepted_in_either_at_spelling(env: Env) -> None:
+    """An href with a literal '@' names the same object as its '%40' spelling."""
+    calendar, hrefs = _seed_week(env)
+    literal = hrefs["single"].replace("%40", "@")
+
+    assert env.source.object_exists(env.creds, literal)
+    assert [o.href for o in env.source.fetch_objects(env.creds, [literal])] == [hrefs["single"]]
+
+
+def test_wrong_password_is_refused_once_without_leaking_it(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong app password raises AuthRefused after one request, and the password is nowhere."""
+    caplog.set_level(logging.DEBUG)
+    wrong = Credentials(env.creds.login, PASSWORD + "-wrong")
+    before = env.requests()
+
+    with pytest.raises(AuthRefused) as info:
+        env.source.list_calendars(wrong)
+
+    assert env.requests() - before == 1
+    assert wrong.password not in "".join(traceback.format_exception(info.value))
+    _assert_secret_absent(info.value, caplog, env.creds.login)
+
+
+def test_window_on_a_missing_calendar_is_a_calendar_error(env: Env) -> None:
+    """Asking for a calendar that does not exist is a CalendarError, not a refusal."""
+    missing = env.add_calendar("events-12345", "x").replace("events-12345", "events-404")
+
+    with pytest.raises(CalendarError) as info:
+        env.source.etags_in_window(env.creds, missing, WEEK_START, WEEK_END)
+
+    assert not isinstance(info.value, (AuthRefused, ServerUnavailable))
+
+
+def test_naive_window_bounds_are_rejected(env: Env) -> None:
+    """Bounds must be aware datetimes."""
+    calendar = env.add_calendar("events-12345", "x")
+
+    with pytest.raises(ValueError):
+        env.source.fetch_window(env.creds, calendar, datetime(2026, 3, 2), WEEK_END)
+
+
+# -- the real adapter against Radicale + YandexQuirks -----------------------------------------
+
+
+@pytest.mark.contract
+def test_credentials_go_out_with_the_first_request(radicale_env: Env) -> None:
+    """auth_type='basic': no anonymous request is ever sent (no 401 round trip)."""
+    radicale_env.add_calendar("events-12345", "x")
+
+    radicale_env.source.list_calendars(radicale_env.creds)
+
+    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    counters = radicale_env.server.quirks.counters
+    assert counters.requests == 3 and counters.anonymous == 0
+
+
+@pytest.mark.contract
+def test_revoked_app_password_is_refused_without_retry(
+    radicale_env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 for a known login (revoked app password) is AuthRefused after one request."""
+    caplog.set_level(logging.DEBUG)
+    calendar, _ = _seed_week(radicale_env)
+    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    radicale_env.server.quirks.refuse_auth(radicale_env.creds.login)
+
+    with pytest.raises(AuthRefused) as info:
+        radicale_env.source.etags_in_window(radicale_env.creds, calendar, WEEK_START, WEEK_END)
+
+    assert radicale_env.server.quirks.counters.requests == 1
+    _assert_secret_absent(info.value, caplog, radicale_env.creds.login)
+
+
+@pytest.mark.contract
+def test_every_second_request_failing_with_504_still_succeeds(radicale_env: Env) -> None:
+    """With every 2nd request answered 504, each call succeeds through one retry."""
+    calendar, hrefs = _seed_week(radicale_env)
+    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    radicale_env.server.quirks.fail_every(2)
+    source, creds = radicale_env.source, radicale_env.creds
+
+    calendars = source.list_calendars(creds)
+    objects = source.fetch_window(creds, calendar, WEEK_START, WEEK_END)
+    etags = source.etags_in_window(creds, calendar, WEEK_START, WEEK_END)
+
+    assert [c.href for c in calendars] == [calendar]
+    assert {o.href for o in objects} == {hrefs["weekly"], hrefs["single"]}
+    assert etags == {o.href: o.etag for o in objects}
+    assert radicale_env.server.quirks.counters.injected_failures >= 3
+
+
+@pytest.mark.contract
+def test_server_answering_504_to_everything_is_unavailable_after_retries(
+    radicale: RadicaleServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """All requests 504 → ServerUnavailable after exactly `retries` attempts, backing off."""
+    caplog.set_level(logging.DEBUG)
+    assert radicale.quirks is not None
+    login = f"user{next(_logins)}@yandex.ru"
+    radicale.add_user(login, PASSWORD)
+    radicale.quirks.reset_counters()
+    radicale.quirks.fail_all(504)
+    delays: list[float] = []
+    adapter = _adapter(radicale.url, retries=4, backoff=1.0, max_backoff=3.0, sleep=delays.append)
+    try:
+        with pytest.raises(ServerUnavailable) as info:
+            adapter.list_calendars(Credentials(login, PASSWORD))
+    finally:
+        radicale.quirks.reset_faults()
+        adapter.close()
+
+    assert radicale.quirks.counters.requests == 4
+    assert len(delays) == 3
+    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 1.5 <= delays[2] <= 3.0
+    assert info.value.params["reason"] == "status 504"
+    _assert_secret_absent(info.value, caplog, login)
+
+
+@pytest.mark.contract
+def test_unreachable_server_is_unavailable_without_leaking_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Connection refused is retried, then ServerUnavailable with no password anywhere."""
+    caplog.set_level(logging.DEBUG)
+    adapter = _adapter(f"http://127.0.0.1:{free_port()}/", retries=2)
+    try:
+        with pytest.raises(ServerUnavailable) as info:
+            adapter.list_calendars(Credentials("alice@yandex.ru", PASSWORD))
+    finally:
+        adapter.close()
+
+    assert info.value.params["reason"].startswith("connection")
+    _assert_secret_absent(info.value, caplog)
+
+
+@pytest.mark.contract
+def test_slow_server_times_out_into_server_unavailable(radicale_env: Env) -> None:
+    """A server slower than the timeout gives ServerUnavailable, reason 'timeout'."""
+    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    radicale_env.server.quirks.latency(1.0)
+    adapter = _adapter(radicale_env.server.url, timeout=0.2, retries=2)
+    try:
+        with pytest.raises(ServerUnavailable) as info:
+            adapter.list_calendars(radicale_env.creds)
+    finally:
+        adapter.close()
+
+    assert info.value.params["reason"] == "timeout"
+    assert radicale_env.server.quirks.counters.requests == 2
+
+
+@pytest.mark.contract
+def test_concurrent_requests_are_capped_by_the_global_semaphore(radicale_env: Env) -> None:
+    """Eight accounts polled from eight threads never have more than 2 requests in flight."""
+    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    server = radicale_env.server
+    accounts = []
+    for n in range(8):
+        login = f"cap{next(_logins)}-{n}@yandex.ru"
+        server.add_user(login, PASSWORD)
+        accounts.append(Credentials(login, PASSWORD))
+    server.quirks.reset_counters()
+    server.quirks.latency(0.02)
+    adapter = _adapter(server.url, max_concurrency=2)
+    errors: list[BaseException] = []
+
+    def poll(creds: Credentials) -> None:
+        try:
+            adapter.list_calendars(creds)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=poll, args=(c,)) for c in accounts]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        adapter.close()
+
+    assert not errors
+    counters = server.quirks.counters
+    assert counters.requests == 24
+    assert 1 <= counters.max_in_flight <= 2
+
+
+@pytest.mark.contract
+def test_sync_collection_is_refused_and_hidden_by_the_middleware(radicale_env: Env) -> None:
+    """REPORT sync-collection → 403 supported-report; PROPFIND shows no sync-token or report."""
+    server = radicale_env.server
+    assert server is not None and server.quirks is not None
+    calendar, _ = _seed_week(radicale_env)
+    login = radicale_env.creds.login
+
+    report = server.request(
+        "REPORT",
+        calendar,
+        login=login,
+        headers={"Depth": "1"},
+        body=b'<?xml version="1.0" encoding="utf-8"?>'
+        b'<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level>'
+        b"<D:prop><D:getetag/></D:prop></D:sync-collection>",
+    )
+    propfind = server.request(
+        "PROPFIND",
+        calendar,
+        login=login,
+        headers={"Depth": "0"},
+        body=b'<?xml version="1.0" encoding="utf-8"?>'
+        b'<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/><D:supported-report-set/>'
+        b"<D:displayname/></D:prop></D:propfind>",
+    )
+
+    assert report.status == 403
+    assert "supported-report" in report.text
+    assert propfind.status == 207
+    assert "sync-token" not in propfind.text and "sync-collection" not in propfind.text
+    assert "calendar-query" in propfind.text  # the rest of supported-report-set is kept
+    counters = server.quirks.counters
+    assert counters.sync_refused == 1 and counters.by_report["sync-collection"] == 1
+
+
+@pytest.mark.contract
+def test_expand_element_is_stripped_so_the_server_returns_the_master(radicale_env: Env) -> None:
+    """<C:expand/> is removed from REPORT bodies: the weekly master comes back unexpanded."""
+    server = radicale_env.server
+    assert server is not None and server.quirks is not None
+    calendar, hrefs = _seed_week(radicale_env)
+
+    answer = server.request(
+        "REPORT",
+        calendar,
+        login=radicale_env.creds.login,
+        headers={"Depth": "1"},
+        body=b'<?xml version="1.0" encoding="utf-8"?>'
+        b'<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        b'<D:prop><D:getetag/><C:calendar-data><C:expand start="20260302T000000Z"'
+        b' end="20260309T000000Z"/></C:calendar-data></D:prop>'
+        b'<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        b'<C:time-range start="20260302T000000Z" end="20260309T000000Z"/>'
+        b"</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>",
+    )
+
+    assert answer.status == 207
+    assert "RRULE:FREQ=WEEKLY" in answer.text  # an expanded answer has no RRULE
+    assert server.quirks.counters.expand_stripped == 1
+
+
+@pytest.mark.contract
+def test_adapter_never_asks_for_server_side_expansion(radicale_env: Env) -> None:
+    """fetch_window sends a plain calendar-query: the middleware finds nothing to strip."""
+    calendar, _ = _seed_week(radicale_env)
+
+    radicale_env.source.fetch_window(radicale_env.creds, calendar, WEEK_START, WEEK_END)
+
+    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    counters = radicale_env.server.quirks.counters
+    assert counters.expand_stripped == 0 and counters.by_report["calendar-query"] == 1
+
+
+@pytest.mark.contract
+def test_etag_only_query_sends_no_calendar_data(radicale_env: Env) -> None:
+    """etags_in_window transfers far fewer bytes than fetch_window for the same window."""
+    calendar, _ = _seed_week(radicale_env)
+    server = radicale_env.server
+    assert server is not None and server.quirks is not None
+    source, creds = radicale_env.source, radicale_env.creds
+
+    source.etags_in_window(creds, calendar, WEEK_START, WEEK_END)
+    etag_bytes = server.quirks.counters.bytes_sent
+    server.quirks.reset_counters()
+    source.fetch_window(creds, calendar, WEEK_START, WEEK_END)
+
+    assert etag_bytes * 3 < server.quirks.counters.bytes_sent
+
+
+@pytest.mark.contract
+def test_a_403_with_a_dav_precondition_is_not_a_refused_password(radicale_env: Env) -> None:
+    """Radicale's 403 <supported-report/> (multiget on a non-calendar) is a CalendarError."""
+    radicale_env.add_calendar("events-12345", "x")
+    not_a_calendar = "/" + radicale_env.creds.login.replace("@", "%40") + "/stray.ics"
+
+    with pytest.raises(CalendarError) as info:
+        radicale_env.source.fetch_objects(radicale_env.creds, [not_a_calendar])
+
+    assert not isinstance(info.value, AuthRefused)
+    assert info.value.params["status"] == 403
+
+
+@pytest.mark.contract
+def test_radicale_serves_yandex_style_logins_with_owner_only_rights(radicale_env: Env) -> None:
+    """'@' logins work in both path spellings, and another account's calendar is forbidden."""
+    server = radicale_env.server
+    assert server is not None
+    calendar, hrefs = _seed_week(radicale_env)
+    intruder = f"user{next(_logins)}@yandex.ru"
+    server.add_user(intruder, "other")
+    literal = calendar.replace("%40", "@")
+
+    own = server.request(
+        "PROPFIND", literal, login=radicale_env.creds.login, headers={"Depth": "0"}
+    )
+    read = server.request("GET", hrefs["single"], login=intruder)
+    write = server.request(
+        "PUT",
+        calendar + "x.ics",
+        login=intruder,
+        body=SINGLE_REVIEW.encode(),
+        headers={"Content-Type": "text/calendar"},
+    )
+
+    assert own.status == 207 and calendar in own.text  # answered with the %40 spelling
+    assert read.status == 403 and write.status == 403
+
+
+@pytest.mark.contract
+def test_a_put_answered_504_has_still_been_applied(radicale_env: Env) -> None:
+    """Like Yandex, the middleware carries out a PUT and then answers 504 (Y5)."""
+    server = radicale_env.server
+    assert server is not None and server.quirks is not None
+    calendar = radicale_env.add_calendar("events-12345", "x")
+    server.quirks.fail_every(1)
+
+    answer = server.request(
+        "PUT",
+        calendar + "late.ics",
+        login=radicale_env.creds.login,
+        body=SINGLE_REVIEW.encode(),
+        headers={"Content-Type": "text/calendar"},
+    )
+    server.quirks.reset_faults()
+
+    assert answer.status == 504
+    assert radicale_env.source.object_exists(radicale_env.creds, calendar + "late.ics")
+
+
+# -- pieces of the adapter and the fake -------------------------------------------------------
+
+
+def test_client_pool_reuses_a_client_per_credentials_and_evicts_the_oldest() -> None:
+    """Same credentials → same client; a new password → a new one; LRU evicts and closes."""
+    made: list[_StubClient] = []
+
+    def factory(creds: Credentials) -> _StubClient:
+        made.append(_StubClient(creds.login))
+        return made[-1]
+
+    pool = _ClientPool(factory, size=2)  # type: ignore[arg-type]
+    alice, bob = Credentials("alice@yandex.ru", "a"), Credentials("bob@yandex.ru", "b")
+    with pool.lease(alice) as first:
+        pass
+    with pool.lease(alice) as again:
+        pass
+    with pool.lease(Credentials("alice@yandex.ru", "new")):
+        pass
+    with pool.lease(bob):
+        pass
+
+    assert first is again
+    assert len(made) == 3
+    assert made[0].closed and not made[1].closed and not made[2].closed
+
+
+@dataclass
+class _StubClient:
+    login: str
+    closed: bool = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_credentials_in_the_configured_url_are_dropped() -> None:
+    """A server URL with user:password@ is reduced to scheme, host and path."""
+    adapter = YandexCalDAV(f"https://alice%40yandex.ru:{PASSWORD}@caldav.yandex.ru/")
+
+    assert adapter.url == "https://caldav.yandex.ru/"
+
+
+def test_canonical_href_spells_at_as_percent_40_and_keeps_paths() -> None:
+    """Decoded, encoded and absolute spellings of one href agree."""
+    expected = "/calendars/alice%40yandex.ru/events-1/a%20b.ics"
+
+    assert canonical_href("/calendars/alice@yandex.ru/events-1/a b.ics") == expected
+    assert canonical_href("/calendars/alice%40yandex.ru/events-1/a%20b.ics") == expected
+    assert canonical_href("https://caldav.yandex.ru" + expected) == expected
+
+
+def test_fake_can_be_told_to_fail_for_one_account_a_given_number_of_times() -> None:
+    """fail_with(ServerUnavailable, times=1) fails one call of that login only."""
+    fake = FakeCalendarSource()
+    fake.add_account("alice@yandex.ru", "a")
+    fake.add_account("bob@yandex.ru", "b")
+    alice, bob = Credentials("alice@yandex.ru", "a"), Credentials("bob@yandex.ru", "b")
+    fake.fail_with(ServerUnavailable, login="alice@yandex.ru", times=1)
+
+    assert fake.list_calendars(bob) == []
+    with pytest.raises(ServerUnavailable):
+        fake.list_calendars(alice)
+    assert fake.list_calendars(alice) == []
+
+
+def test_fake_revoked_password_and_touch() -> None:
+    """A changed password refuses the old one; touch moves an ETag without an edit (Y8)."""
+    fake = FakeCalendarSource()
+    fake.add_account("alice@yandex.ru", "old")
+    calendar = fake.add_calendar("alice@yandex.ru", "events-1", "Мой")
+    href = fake.put("alice@yandex.ru", calendar, "a.ics", SINGLE_REVIEW)
+    creds = Credentials("alice@yandex.ru", "old")
+    before = fake.etags_in_window(creds, calendar, WEEK_START, WEEK_END)[href]
+
+    new_etag = fake.touch("alice@yandex.ru", href)
+    fake.set_password("alice@yandex.ru", "new")
+
+    assert new_etag != before
+    with pytest.raises(AuthRefused):
+        fake.list_calendars(creds)
+    (obj,) = fake.fetch_objects(Credentials("alice@yandex.ru", "new"), [href])
+    assert obj.etag == new_etag and obj.ics == SINGLE_REVIEW
