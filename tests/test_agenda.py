@@ -83,6 +83,11 @@ def agenda(
     return render_agenda(occurrences, first=first, last=last, tz=tz, lang=lang, today=today)
 
 
+def msk(prop: str, stamp: str) -> str:
+    """A Moscow-time DTSTART/DTEND content line as Yandex writes it."""
+    return f"{prop};TZID=Europe/Moscow:{stamp}"
+
+
 def headings(text: str) -> list[str]:
     """Day titles of an agenda, in order."""
     return re.findall(r"^\*\*(.+)\*\*$", text, flags=re.MULTILINE)
@@ -118,7 +123,8 @@ def test_moscow_meeting_seen_from_moscow() -> None:
     text = agenda("event_dt_telemost", first=date(2026, 11, 3))
     assert text == (
         "**Tuesday, 3 November**\n"
-        f"- 10:00–10:30 **Планёрка команды** · Переговорная «Сатурн» · [**Join**]({TELEMOST_PLANNING})"
+        "- 10:00–10:30 **Планёрка команды** · Переговорная «Сатурн» · "
+        f"[**Join**]({TELEMOST_PLANNING})"
     )
 
 
@@ -136,8 +142,8 @@ def test_late_moscow_meeting_is_tomorrow_in_yekaterinburg() -> None:
     """22:30 MSK on Friday is 00:30 on Saturday in Yekaterinburg: grouped under Saturday."""
     late = variant(
         "event_dt_telemost",
-        ("DTSTART;TZID=Europe/Moscow:20261103T100000", "DTSTART;TZID=Europe/Moscow:20261127T223000"),
-        ("DTEND;TZID=Europe/Moscow:20261103T103000", "DTEND;TZID=Europe/Moscow:20261127T233000"),
+        (msk("DTSTART", "20261103T100000"), msk("DTSTART", "20261127T223000")),
+        (msk("DTEND", "20261103T103000"), msk("DTEND", "20261127T233000")),
     )
     in_moscow = agenda(late, first=TODAY, last=TODAY + timedelta(days=1))
     assert headings(in_moscow) == ["Today, Friday, 27 November"]
@@ -191,7 +197,7 @@ def test_zero_length_meeting_at_midnight_belongs_to_its_own_day() -> None:
     """A point-in-time event at 00:00 is listed on the day it starts, not the day before."""
     midnight = variant(
         "event_dt_duration",
-        ("DTSTART;TZID=Europe/Moscow:20261209T120000", "DTSTART;TZID=Europe/Moscow:20261209T000000"),
+        (msk("DTSTART", "20261209T120000"), msk("DTSTART", "20261209T000000")),
     )
     text = agenda(midnight, first=date(2026, 12, 8), last=date(2026, 12, 9))
     assert headings(text) == ["Wednesday, 9 December"]
@@ -229,7 +235,8 @@ def test_my_answer_is_shown_when_not_accepted(attendee: str, lang: str, answer: 
 
 def test_accepted_meeting_shows_no_answer() -> None:
     """An accepted invitation has no answer note."""
-    ics = variant("event_dt_declined_by_me", (MY_DECLINED, MY_DECLINED.replace("DECLINED", "ACCEPTED")))
+    accepted = MY_DECLINED.replace("DECLINED", "ACCEPTED")
+    ics = variant("event_dt_declined_by_me", (MY_DECLINED, accepted))
     occ, = parse(ics, first=date(2026, 11, 23), last=date(2026, 11, 23))
     assert render_line(occ, MSK, "en") == (
         "- 16:00–17:00 **Optional demo** · [**Join**](https://telemost.yandex.ru/j/12093847561203)"
@@ -425,13 +432,13 @@ def test_russian_day_titles() -> None:
     """Сегодня/Завтра in front, weekday in lower case after them, months in the genitive."""
     today = variant(
         "event_dt_telemost",
-        ("DTSTART;TZID=Europe/Moscow:20261103T100000", "DTSTART;TZID=Europe/Moscow:20261127T100000"),
-        ("DTEND;TZID=Europe/Moscow:20261103T103000", "DTEND;TZID=Europe/Moscow:20261127T103000"),
+        (msk("DTSTART", "20261103T100000"), msk("DTSTART", "20261127T100000")),
+        (msk("DTEND", "20261103T103000"), msk("DTEND", "20261127T103000")),
     )
     tomorrow = variant(
         "event_dt_transparent",
-        ("DTSTART;TZID=Europe/Moscow:20261125T130000", "DTSTART;TZID=Europe/Moscow:20261128T130000"),
-        ("DTEND;TZID=Europe/Moscow:20261125T140000", "DTEND;TZID=Europe/Moscow:20261128T140000"),
+        (msk("DTSTART", "20261125T130000"), msk("DTSTART", "20261128T130000")),
+        (msk("DTEND", "20261125T140000"), msk("DTEND", "20261128T140000")),
     )
     text = agenda(today, tomorrow, "event_d_allday", first=TODAY, last=date(2026, 12, 1),
                   lang="ru")
@@ -454,9 +461,9 @@ def daily_series(uid: str, title: str, hour: int) -> str:
         "event_dt_telemost",
         ("UID:4sjn1f7eyandex.ru", f"UID:{uid}yandex.ru"),
         ("SUMMARY:Планёрка команды", f"SUMMARY:{title}"),
-        ("DTSTART;TZID=Europe/Moscow:20261103T100000",
+        (msk("DTSTART", "20261103T100000"),
          f"DTSTART;TZID=Europe/Moscow:20261127T{hour:02d}0000"),
-        ("DTEND;TZID=Europe/Moscow:20261103T103000",
+        (msk("DTEND", "20261103T103000"),
          f"DTEND;TZID=Europe/Moscow:20261127T{hour:02d}3000\nRRULE:FREQ=DAILY;COUNT=40"),
     )
 
