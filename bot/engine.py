@@ -367,7 +367,8 @@ class Engine:
             log.warning("poll.failed user=%s error=%s", user, type(exc).__name__,
                         exc_info=not isinstance(exc, CalendarError))
             try:
-                self.repo.record_error(user, t("en", "error.unreachable"), now)
+                key = exc.key if isinstance(exc, CalendarError) else "error.internal"
+                self.repo.record_error(user, key, now)
             except Exception:
                 log.debug("poll.record_error_failed user=%s", user)
             if state:
@@ -383,7 +384,7 @@ class Engine:
         account = self.repo.account(user)
         if account is None:
             return
-        first = self.store.record_auth_failure(user, t("en", "error.stored_password_refused"), now)
+        first = self.store.record_auth_failure(user, "error.stored_password_refused", now)
         log.warning("poll.auth_refused user=%s told=%s", user, not first)
         if first:
             self.store.record_notices(user, [Notice(

@@ -26,9 +26,9 @@ from bot.core.commands import (
     parse_range,
     period_for,
 )
-from bot.core.markdown import escape
-from bot.core.model import NotificationSettings, WatchedCalendar
-from bot.core.texts import LANGUAGES, language_of, t
+from bot.core.markdown import code, escape
+from bot.core.model import Account, NotificationSettings, WatchedCalendar
+from bot.core.texts import LANGUAGES, TEXTS, language_of, t
 from bot.engine import Engine
 from bot.errors import BadInput, BotError
 from bot.services import NEXT_SEARCH_DAYS, Services
@@ -173,7 +173,7 @@ class CalendarPlugin(Plugin):
         return t(
             account.language,
             "connect.done",
-            login=escape(account.login),
+            login=code(account.login),
             timezone=account.timezone,
             count=sum(c.watched for c in calendars),
             names=calendar_names(calendars),
@@ -190,7 +190,7 @@ class CalendarPlugin(Plugin):
         if not command.args:
             raise BadInput("error.login_usage")
         account = self.services.change_login(message.user_id, command.args[0])
-        return t(lang, "login.done", login=escape(account.login))
+        return t(lang, "login.done", login=code(account.login))
 
     def cmd_password(self, command: Command, message: Message, lang: str) -> str:
         if not command.args:
@@ -219,12 +219,12 @@ class CalendarPlugin(Plugin):
         body = t(
             lang,
             "check.body",
-            login=escape(account.login),
+            login=code(account.login),
             timezone=account.timezone,
             calendars=calendar_names(calendars),
             notifications=describe_notifications(account.notifications, lang),
             last_sync=_when(account.last_sync_at, account.timezone) or t(lang, "word.never"),
-            last_error=escape(account.last_error) if account.last_error else t(lang, "word.none"),
+            last_error=_last_error(account, lang),
             next_agenda=extra.get("next_agenda") or t(lang, "word.off"),
             next_reminder=extra.get("next_reminder") or t(lang, "word.none"),
         )
@@ -336,6 +336,13 @@ class _AlreadyAnswered(BotError):
 
 def _replace(settings: NotificationSettings, **changes: Any) -> NotificationSettings:
     return replace(settings, **changes)
+
+
+def _last_error(account: Account, lang: str) -> str:
+    if not account.last_error:
+        return t(lang, "word.none")
+    text = t(lang, account.last_error) if account.last_error in TEXTS else escape(account.last_error)
+    return f"{_when(account.last_error_at, account.timezone)} — {text}"
 
 
 def _when(value: datetime | None, zone: str) -> str:

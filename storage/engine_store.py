@@ -125,7 +125,6 @@ class EngineStore:
             if window_end is not None:
                 account.window_end = to_db_time(window_end)
             account.last_sync_at = to_db_time(now)
-            account.last_error = None
             account.auth_notice_sent = False
             account.needs_password = False
             account.save()
@@ -256,7 +255,7 @@ class EngineStore:
         row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
         return bool(row and row.status_blocked)
 
-    def record_auth_failure(self, user_id: str, message: str, now: datetime) -> bool:
+    def record_auth_failure(self, user_id: str, error_key: str, now: datetime) -> bool:
         """Mark "needs a new app password"; True when the user has not been told yet."""
         with database.atomic():
             row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
@@ -265,7 +264,7 @@ class EngineStore:
             first = not row.auth_notice_sent
             row.needs_password = True
             row.auth_notice_sent = True
-            row.last_error = message
+            row.last_error = error_key
             row.last_error_at = to_db_time(now)
             row.save()
             return first

@@ -165,8 +165,9 @@ class Repository:
     def record_sync(self, user_id: str, now: datetime) -> None:
         self._update(user_id, last_sync_at=to_db_time(now))
 
-    def record_error(self, user_id: str, message: str, now: datetime) -> None:
-        self._update(user_id, last_error=message, last_error_at=to_db_time(now))
+    def record_error(self, user_id: str, error_key: str, now: datetime) -> None:
+        """Remember the last failure as a text key (shown translated by `check`)."""
+        self._update(user_id, last_error=error_key, last_error_at=to_db_time(now))
 
     def set_needs_password(self, user_id: str, value: bool) -> None:
         self._update(user_id, needs_password=value)

@@ -31,6 +31,11 @@ def escape(text: str) -> str:
     return text.replace("@", "@" + ZWSP)
 
 
+def code(text: str) -> str:
+    """Short user text (a login) as a code span: shown literally, mentions inert."""
+    return "`" + _WS.sub(" ", text).replace("`", "'").strip() + "`"
+
+
 def link(label: str, url: str) -> str:
     """A Markdown link to an http(s) URL, with the characters that would end the link encoded;
     anything else is shown as escaped text."""

@@ -181,9 +181,9 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     # --- connect / account -------------------------------------------------------------------
     "connect.done": {
-        "en": "Connected **{login}**. Time zone: {timezone}. Watching {count} calendar(s): "
+        "en": "Connected {login}. Time zone: {timezone}. Watching {count} calendar(s): "
         "{names}.\nTurned on: {notifications}.\nSee `help` for everything else.",
-        "ru": "Подключён **{login}**. Часовой пояс: {timezone}. Календарей в работе: {count}: "
+        "ru": "Подключён {login}. Часовой пояс: {timezone}. Календарей в работе: {count}: "
         "{names}.\nВключено: {notifications}.\nОстальное — в `помощь`.",
     },
     "connect.post_deleted": {
@@ -204,8 +204,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Отключать нечего: Яндекс Календарь не подключён.",
     },
     "login.done": {
-        "en": "Login changed to **{login}** (checked with Yandex).",
-        "ru": "Логин изменён на **{login}** (проверен в Яндексе).",
+        "en": "Login changed to {login} (checked with Yandex).",
+        "ru": "Логин изменён на {login} (проверен в Яндексе).",
     },
     "password.done": {
         "en": "App password updated (checked with Yandex).",
@@ -223,11 +223,11 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "language.done": {"en": "I will answer in English.", "ru": "Буду отвечать по-русски."},
     "check.body": {
-        "en": "Connected as **{login}**\nTime zone: {timezone}\nLanguage: English\n"
+        "en": "Connected as {login}\nTime zone: {timezone}\nLanguage: English\n"
         "Calendars watched: {calendars}\nNotifications: {notifications}\n"
         "Last successful sync: {last_sync}\nLast error: {last_error}\n"
         "Next agenda: {next_agenda}\nNext reminder: {next_reminder}",
-        "ru": "Подключён **{login}**\nЧасовой пояс: {timezone}\nЯзык: русский\n"
+        "ru": "Подключён {login}\nЧасовой пояс: {timezone}\nЯзык: русский\n"
         "Календари: {calendars}\nУведомления: {notifications}\n"
         "Последняя успешная синхронизация: {last_sync}\nПоследняя ошибка: {last_error}\n"
         "Следующая сводка: {next_agenda}\nСледующее напоминание: {next_reminder}",

@@ -1,0 +1,522 @@
+#!/usr/bin/env python
+"""Polling benchmark: our cheap poll (``Engine.poll_account``) against the naive re-read.
+
+N accounts × M meetings (a mix: single events, weekly series with EXDATEs and moved
+occurrences, all-day events; about half with attendees) on Radicale behind ``YandexQuirks``
+with added latency per request. Radicale runs in a child process (``bench.common``), so the CPU
+time and memory measured here are the client's alone.
+
+Both sides poll the same window (``bot.engine.window_for(now)``, yesterday … a week ahead,
+``now`` fixed for the run) over all accounts through a pool of ``--workers`` threads:
+
+- **ours**: the real ``Engine.poll_account`` with ``YandexCalDAV`` configured as ``bot/app.py``
+  does, on a real SQLite file. The first poll of every account is its silent baseline sync;
+  then ``--cycles`` idle cycles (nothing changed on the server) are measured.
+- **baseline**: what the older integration did - caldav's
+  ``Calendar.search(start, end, event=True, expand=True)`` every cycle, one ``DAVClient``
+  (``auth_type="basic"``) per account, calendars known (no discovery per cycle, which flatters
+  the baseline), plus a fingerprint of the expanded events to notice a change.
+
+Per idle cycle: HTTP requests and response bytes (as sent, gzip-compressed when the client
+asked for it; counted by the server middleware), client process CPU time per account, wall
+time. "Time to notice one change": a real PUT moves one meeting, then that account polls once;
+reported from the start of the PUT to the end of the poll that recorded the change notice
+(ours: a "change" notice in the database; baseline: its fingerprint changed). In production
+the poll interval (``YC_POLL_SECONDS``, 60 s ± 10 % jitter) dominates: a change waits for the
+next poll, on average half an interval, then costs one poll cycle of that account.
+
+Usage: ``python bench/poll.py [--accounts 200] [--meetings 50] [--latency-ms 20] [--workers 8]
+[--cycles 3] [--samples 5] [--profile] [--quick]``. The last line is always
+``poll-bench: accounts=N bytes_ratio=X cpu_ratio=Y`` (baseline ÷ ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import logging
+import pstats
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/poll.py`
+
+import caldav  # noqa: E402
+
+from bench.common import Meter, ServerProcess, rss_now_mb, rss_peak_mb  # noqa: E402
+from bot.adapters.caldav_client import YandexCalDAV  # noqa: E402
+from bot.engine import Engine, window_for  # noqa: E402
+from bot.services import Services  # noqa: E402
+from storage.crypto import Vault  # noqa: E402
+from storage.db import open_database  # noqa: E402
+from storage.engine_store import EngineStore  # noqa: E402
+from storage.models import AccountRow, NoticeRow  # noqa: E402
+from storage.repository import Repository  # noqa: E402
+from tests.engine_kit import RecordingMessenger  # noqa: E402
+from tests.ics_builder import VTIMEZONE, event  # noqa: E402
+
+MSK = ZoneInfo("Europe/Moscow")
+POLL_SECONDS = 60
+FLEET = 1000  # the sizing question: 1,000 accounts polled every 60 s
+CORE_BUDGET = 0.25
+RSS_BUDGET_MB = 300.0
+TARGET_BYTES, TARGET_CPU = 10.0, 5.0
+
+WORDS = ("sync planning review design budget roadmap retro hiring interview demo release "
+         "backend frontend mobile data platform infra security quarterly weekly one-on-one "
+         "customer partner onboarding incident postmortem architecture api billing search "
+         "analytics marketing sales legal office travel workshop training").split()
+PEOPLE = ("anna boris vera gleb daria egor zhanna ivan kira lev maria nikita olga pavel "
+          "roman sofia timur ulyana fedor yulia").split()
+
+
+# -- the calendars ----------------------------------------------------------------------------
+
+
+def _words(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def _people(rng: random.Random, me: str, k: int) -> dict[str, str]:
+    answers = ("ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED", "NEEDS-ACTION")
+    found = {f"{p}@yandex.ru": rng.choice(answers) for p in rng.sample(PEOPLE, k)}
+    found[me] = rng.choice(("ACCEPTED", "ACCEPTED", "NEEDS-ACTION", "TENTATIVE"))
+    return found
+
+
+def _msk(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, dtime(hour, minute), tzinfo=MSK)
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.astimezone(MSK).strftime("%Y%m%dT%H%M%S")
+
+
+def probe_ics(login: str, today: date, shift_hours: int) -> str:
+    """The meeting the benchmark moves: tomorrow 12:00 Moscow (+ shift), with attendees."""
+    start = _msk(today + timedelta(days=1), 12) + timedelta(hours=shift_hours)
+    return event(f"probe-{login}", start, start + timedelta(hours=1), "Quarterly planning",
+                 organizer="boris@yandex.ru",
+                 attendees={login: "ACCEPTED", "boris@yandex.ru": "ACCEPTED",
+                            "vera@yandex.ru": "NEEDS-ACTION"},
+                 stamp=f"2026010{1 + shift_hours}T100000Z",
+                 extra="DESCRIPTION:Agenda: goals\\, risks\\, staffing")
+
+
+def _all_day(uid: str, day: date, title: str) -> str:
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Yandex LLC//Yandex Calendar//EN",
+        "BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20261120T100000Z",
+        f"DTSTART;VALUE=DATE:{day:%Y%m%d}", f"DTEND;VALUE=DATE:{day + timedelta(days=1):%Y%m%d}",
+        f"SUMMARY:{title}", "TRANSP:TRANSPARENT", "SEQUENCE:0", "END:VEVENT", "END:VCALENDAR",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def meeting_objects(login: str, count: int, now: datetime, rng: random.Random) -> dict[str, str]:
+    """``count`` calendar objects (filename → ICS) for one account, the probe first.
+
+    About 30 % weekly series (started 1-20 weeks ago; a third with an EXDATE, a quarter with a
+    moved occurrence; some every other week or already ended), 10 % all-day events, the rest
+    single meetings between a week ago and two weeks ahead. About half carry attendees.
+    """
+    today = now.astimezone(MSK).date()
+    objects = {"probe.ics": probe_ics(login, today, 0)}
+    for i in range(1, count):
+        uid = f"{rng.getrandbits(64):016x}@yandex.ru"
+        name = f"{uid.split('@')[0]}.ics"
+        kind = rng.random()
+        title = _words(rng, rng.randint(1, 4)).capitalize()
+        if kind < 0.10:
+            day = today + timedelta(days=rng.randint(-7, 14))
+            objects[name] = _all_day(uid, day, title)
+            continue
+        with_people = rng.random() < 0.5
+        mine = with_people and rng.random() < 0.3
+        options: dict = {
+            "telemost": (f"https://telemost.yandex.ru/j/{rng.randint(10**13, 10**14 - 1)}"
+                         if rng.random() < 0.6 else None),
+            "location": rng.choice(("", "", f"Room {rng.randint(100, 999)}",
+                                    f"https://zoom.us/j/{rng.randint(10**9, 10**10 - 1)}")),
+            "organizer": login if mine else f"{rng.choice(PEOPLE)}@yandex.ru",
+            "attendees": _people(rng, login, rng.randint(2, 8)) if with_people else None,
+        }
+        description = f"DESCRIPTION:{_words(rng, rng.randint(5, 40))}"
+        length = timedelta(minutes=rng.choice((30, 30, 60, 60, 90)))
+        if kind < 0.40:  # weekly series
+            weeks_ago = rng.randint(1, 20)
+            first = _msk(today - timedelta(days=7 * weeks_ago + rng.randint(0, 6)),
+                         rng.randint(9, 18), rng.choice((0, 30)))
+            interval = 2 if rng.random() < 0.2 else 1
+            rule = f"RRULE:FREQ=WEEKLY;INTERVAL={interval}"
+            if rng.random() < 0.15:
+                rule += f";COUNT={rng.randint(2, 10)}"  # may well have ended
+            step = timedelta(weeks=interval)
+            upcoming = first + step * max(0, -((first - now) // step))  # first one ≥ now
+            extra = [rule, description]
+            if rng.random() < 0.33:
+                extra.append(f"EXDATE;TZID=Europe/Moscow:{_fmt(upcoming + step)}")
+            ics = event(uid, first, first + length, title, extra="\r\n".join(extra), **options)
+            if rng.random() < 0.25:  # one occurrence moved by an hour
+                moved = upcoming + timedelta(hours=1)
+                override = event(uid, moved, moved + length, title,
+                                 extra=f"RECURRENCE-ID;TZID=Europe/Moscow:{_fmt(upcoming)}",
+                                 **options)
+                block = "BEGIN:VEVENT" + override.split("BEGIN:VEVENT")[1].split("END:VEVENT")[0]
+                ics = ics.replace("END:VCALENDAR", block + "END:VEVENT\r\nEND:VCALENDAR")
+        else:
+            start = _msk(today + timedelta(days=rng.randint(-7, 14)), rng.randint(9, 19),
+                         rng.choice((0, 30)))
+            ics = event(uid, start, start + length, title, extra=description, **options)
+        objects[name] = ics
+    return objects
+
+
+# -- the baseline -----------------------------------------------------------------------------
+
+
+class NaiveAccount:
+    """The older integration's way: re-read and expand the whole window every cycle."""
+
+    def __init__(self, url: str, login: str, password: str, calendars: list[str]) -> None:
+        self.client = caldav.DAVClient(url=url, username=login, password=password,
+                                       auth_type="basic", timeout=20)
+        self.calendars = [self.client.calendar(url=urljoin(url, href)) for href in calendars]
+        self.seen: frozenset[tuple[str, ...]] | None = None
+
+    def poll(self, start: datetime, end: datetime) -> bool:
+        """One cycle; True when the expanded events differ from the previous cycle's."""
+        found: set[tuple[str, ...]] = set()
+        for calendar in self.calendars:
+            for obj in calendar.search(start=start, end=end, event=True, expand=True):
+                found.add(_fingerprint(obj.icalendar_component))
+        changed = self.seen is not None and frozenset(found) != self.seen
+        self.seen = frozenset(found)
+        return changed
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _fingerprint(component) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    def text(name: str) -> str:
+        value = component.get(name)
+        return "" if value is None else str(value.to_ical() if hasattr(value, "to_ical")
+                                            else value)
+    attendees = component.get("ATTENDEE") or []
+    if not isinstance(attendees, list):
+        attendees = [attendees]
+    answers = ",".join(sorted(f"{a}={a.params.get('PARTSTAT', '')}" for a in attendees))
+    return (text("UID"), text("RECURRENCE-ID"), text("DTSTART"), text("DTEND"), text("SUMMARY"),
+            text("LOCATION"), text("STATUS"), text("X-TELEMOST-CONFERENCE"), text("ORGANIZER"),
+            answers)
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+
+@dataclass
+class Cycle:
+    wall: float
+    cpu: float
+    server_cpu: float
+    requests: int
+    bytes: int
+    failures: int
+
+
+@dataclass
+class Sample:
+    put_to_notice: float
+    poll: float
+    noticed: bool
+    requests: int
+    bytes: int
+
+
+@dataclass
+class Account:
+    user: str
+    login: str
+    password: str
+    calendar: str
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, server: ServerProcess) -> None:
+        self.args = args
+        self.server = server
+        self.pool = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="bench")
+
+    def cycle(self, job: Callable[[Account], object], accounts: list[Account]) -> Cycle:
+        failures = 0
+
+        def guarded(account: Account) -> None:
+            nonlocal failures
+            try:
+                job(account)
+            except Exception:
+                logging.getLogger("bench.poll").warning("poll failed %s", account.login,
+                                                        exc_info=True)
+                failures += 1
+
+        self.server.reset_counters()
+        server_cpu = self.server.cpu()
+        with Meter() as meter:
+            list(self.pool.map(guarded, accounts))
+        counters = self.server.counters()
+        return Cycle(meter.wall, meter.cpu, self.server.cpu() - server_cpu,
+                     counters["requests"], counters["bytes_sent"], failures)
+
+    def sample(self, account: Account, shift: int, today: date,
+               poll: Callable[[Account], bool]) -> Sample:
+        self.server.reset_counters()
+        started = time.perf_counter()
+        self.server.put(account.login, account.calendar, "probe.ics",
+                        probe_ics(account.login, today, shift))
+        put_done = time.perf_counter()
+        noticed = poll(account)
+        done = time.perf_counter()
+        counters = self.server.counters()
+        return Sample(done - started, done - put_done, noticed, counters["requests"],
+                      counters["bytes_sent"])
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _best(cycles: list[Cycle]) -> Cycle:
+    """The median cycle by CPU (requests and bytes are the same every idle cycle)."""
+    ordered = sorted(cycles, key=lambda c: c.cpu)
+    return ordered[len(ordered) // 2]
+
+
+def _profile(label: str, job: Callable[[Account], object], accounts: list[Account]) -> None:
+    """One more idle cycle in this thread under cProfile (worker threads are not profiled)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for account in accounts:
+        job(account)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    print(f"\n== cProfile: {label}, one sequential idle cycle over {len(accounts)} accounts ==")
+    print(out.getvalue())
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    rss_start = rss_now_mb()
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, end = window_for(now)
+    today = now.astimezone(MSK).date()
+    rng = random.Random(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="poll-bench-"))
+    print(f"poll benchmark: {args.accounts} accounts × {args.meetings} meetings, latency "
+          f"{args.latency_ms:g} ms/request, {args.workers} workers, {args.cycles} idle cycle(s), "
+          f"window {start:%Y-%m-%d} … {end:%Y-%m-%d} UTC", flush=True)
+    with ServerProcess() as server:
+        bench = Bench(args, server)
+        # -- seed ------------------------------------------------------------------------------
+        with Meter() as seeding:
+            accounts = [Account(f"u{i:05d}", f"user{i:05d}@yandex.ru", f"app-pw-{i:05d}", "")
+                        for i in range(args.accounts)]
+            server.add_users({a.login: a.password for a in accounts})
+            hrefs = server.make_calendars(
+                (a.login, f"events-{1_000_000 + i}", "My events") for i, a in enumerate(accounts))
+            for account, href in zip(accounts, hrefs, strict=True):
+                account.calendar = href
+                objects = meeting_objects(account.login, args.meetings, now, rng)
+                server.write_objects(account.login, href, objects)
+        print(f"seeded {args.accounts * args.meetings} objects in {seeding.wall:.1f} s "
+              "(users/calendars over HTTP, objects as files in Radicale's storage)", flush=True)
+
+        # -- ours: connect, first (silent) poll, idle cycles, one change -----------------------
+        open_database(f"sqlite:///{tmp / 'bot.db'}")
+        repo = Repository(Vault("bench-secret-key"))
+        source = YandexCalDAV(server.url, timeout=20.0)  # as bot/app.py builds it
+        messenger = RecordingMessenger()
+        services = Services(repo, source, clock=lambda: now, default_timezone="Europe/Moscow")
+        engine = Engine(repo=repo, store=EngineStore(), source=source,
+                        messenger=lambda: messenger, clock=lambda: now,
+                        poll_seconds=POLL_SECONDS, workers=args.workers)
+        with Meter() as connecting:
+            list(bench.pool.map(lambda a: services.connect(
+                a.user, a.login, a.password, zone="Europe/Moscow", profile_zone=None,
+                language="en"), accounts))
+        print(f"connected {len(accounts)} accounts in {connecting.wall:.1f} s", flush=True)
+        server.latency(args.latency_ms / 1000)
+
+        def ours_poll(account: Account) -> None:
+            engine.poll_account(account.user, now)
+
+        ours_first = bench.cycle(ours_poll, accounts)
+        ours_cycles = [bench.cycle(ours_poll, accounts) for _ in range(args.cycles)]
+        silent = _count_changes(None)
+
+        def ours_notice(account: Account) -> bool:
+            before = _count_changes(account.user)
+            engine.poll_account(account.user, now)
+            return _count_changes(account.user) > before
+
+        picks = accounts[:: max(1, len(accounts) // args.samples)][: args.samples]
+        ours_samples = [bench.sample(a, 1, today, ours_notice) for a in picks]
+        rss_ours = rss_peak_mb()
+        rss_ours_now = rss_now_mb()
+        if args.profile:
+            _profile("ours (Engine.poll_account)", ours_poll, accounts)
+        engine.shutdown()
+        source.close()
+
+        # -- baseline --------------------------------------------------------------------------
+        naive = {a.user: NaiveAccount(server.url, a.login, a.password, [a.calendar])
+                 for a in accounts}
+
+        def naive_poll(account: Account) -> bool:
+            return naive[account.user].poll(start, end)
+
+        base_first = bench.cycle(naive_poll, accounts)
+        base_cycles = [bench.cycle(naive_poll, accounts) for _ in range(args.cycles)]
+        base_samples = [bench.sample(a, 2, today, naive_poll) for a in picks]
+        if args.profile:
+            _profile("baseline (caldav search expand=True)", naive_poll, accounts)
+        for client in naive.values():
+            client.close()
+        rss_all = rss_peak_mb()
+        bench.pool.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    report(args, ours_first, _best(ours_cycles), base_first, _best(base_cycles), ours_samples,
+           base_samples, silent=silent, rss_start=rss_start, rss_ours=rss_ours,
+           rss_ours_now=rss_ours_now, rss_all=rss_all)
+    return 0
+
+
+def _count_changes(user: str | None) -> int:
+    query = NoticeRow.select().join(AccountRow).where(NoticeRow.kind == "change")
+    if user is not None:
+        query = query.where(AccountRow.mm_user_id == user)
+    return int(query.count())
+
+
+def report(args: argparse.Namespace, ours_first: Cycle, ours: Cycle, base_first: Cycle,
+           base: Cycle, ours_samples: list[Sample], base_samples: list[Sample], *, silent: int,
+           rss_start: float, rss_ours: float, rss_ours_now: float, rss_all: float) -> None:
+    n = args.accounts
+
+    def ratio(b: float, o: float) -> float:
+        return b / o if o else float("inf")
+
+    rows = [
+        ("HTTP requests / account", ours.requests / n, base.requests / n, "{:.2f}"),
+        ("bytes received / account", ours.bytes / n, base.bytes / n, "{:,.0f}"),
+        ("client CPU ms / account", ours.cpu / n * 1e3, base.cpu / n * 1e3, "{:.2f}"),
+        ("server CPU ms / account", ours.server_cpu / n * 1e3, base.server_cpu / n * 1e3,
+         "{:.2f}"),
+        ("cycle wall time s (all accounts)", ours.wall, base.wall, "{:.2f}"),
+    ]
+    print(f"\n== idle poll cycle (nothing changed), {n} accounts, median of {args.cycles} ==")
+    print(f"{'':34}{'ours':>14}{'baseline':>14}{'baseline/ours':>15}")
+    for label, o, b, fmt in rows:
+        print(f"{label:34}{fmt.format(o):>14}{fmt.format(b):>14}{ratio(b, o):>14.1f}×")
+    failures = ours.failures + base.failures + ours_first.failures + base_first.failures
+    if failures:
+        print(f"!! {failures} polls failed (see warnings above)")
+
+    print(f"\n== first poll of every account (ours: silent baseline sync; "
+          f"{silent} change notices recorded, expected 0) ==")
+    print(f"{'':34}{'ours':>14}{'baseline':>14}")
+    print(f"{'HTTP requests / account':34}{ours_first.requests / n:>14.2f}"
+          f"{base_first.requests / n:>14.2f}")
+    print(f"{'bytes received / account':34}{ours_first.bytes / n:>14,.0f}"
+          f"{base_first.bytes / n:>14,.0f}")
+    print(f"{'client CPU ms / account':34}{ours_first.cpu / n * 1e3:>14.2f}"
+          f"{base_first.cpu / n * 1e3:>14.2f}")
+
+    print(f"\n== one moved meeting: PUT → change noticed by that account's next poll "
+          f"(median of {len(ours_samples)}) ==")
+    print(f"{'':34}{'ours':>14}{'baseline':>14}")
+    for label, pick, fmt in (
+        ("PUT → noticed, ms", lambda s: s.put_to_notice * 1e3, "{:.1f}"),
+        ("poll cycle of the account, ms", lambda s: s.poll * 1e3, "{:.1f}"),
+        ("HTTP requests", lambda s: s.requests, "{:.0f}"),
+        ("bytes received", lambda s: s.bytes, "{:,.0f}"),
+    ):
+        o = _median([pick(s) for s in ours_samples])
+        b = _median([pick(s) for s in base_samples])
+        print(f"{label:34}{fmt.format(o):>14}{fmt.format(b):>14}")
+    noticed_o = sum(s.noticed for s in ours_samples)
+    noticed_b = sum(s.noticed for s in base_samples)
+    print(f"{'noticed':34}{f'{noticed_o}/{len(ours_samples)}':>14}"
+          f"{f'{noticed_b}/{len(base_samples)}':>14}")
+    print(f"(with polls every {POLL_SECONDS} s ± 10 % the wait for the next poll dominates: "
+          f"about {POLL_SECONDS / 2:.0f} s on average, up to {POLL_SECONDS * 1.1:.0f} s, plus "
+          "the poll cycle above)")
+
+    cpu_per_account = ours.cpu / n
+    cores = cpu_per_account * FLEET / POLL_SECONDS
+    base_cores = base.cpu / n * FLEET / POLL_SECONDS
+    bytes_ratio, cpu_ratio = ratio(base.bytes, ours.bytes), ratio(base.cpu, ours.cpu)
+    per_account_mb = max(0.0, rss_ours_now - rss_start) / n
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "MISS"
+
+    print("\n== targets ==")
+    print(f"bytes per idle cycle ≥ {TARGET_BYTES:g}× fewer than baseline:  {bytes_ratio:.1f}×  "
+          f"{verdict(bytes_ratio >= TARGET_BYTES)}")
+    print(f"CPU per idle cycle ≥ {TARGET_CPU:g}× less than baseline:      {cpu_ratio:.1f}×  "
+          f"{verdict(cpu_ratio >= TARGET_CPU)}")
+    print(f"{FLEET} accounts every {POLL_SECONDS} s ≤ {CORE_BUDGET:.0%} of a core:   "
+          f"{cores:.1%} of a core ({cpu_per_account * 1e3:.2f} ms × {FLEET} / {POLL_SECONDS} s)"
+          f"  {verdict(cores <= CORE_BUDGET)}   (baseline: {base_cores:.1%})")
+    print(f"RSS peak < {RSS_BUDGET_MB:g} MB:  ours {rss_ours:.0f} MB "
+          f"{verdict(rss_ours < RSS_BUDGET_MB)}  (whole run incl. baseline {rss_all:.0f} MB; "
+          f"after imports {rss_start:.0f} MB; ≈{per_account_mb * 1024:.0f} KB per account "
+          f"→ ≈{rss_start + per_account_mb * FLEET:.0f} MB at {FLEET} accounts)")
+    print(f"poll-bench: accounts={n} bytes_ratio={bytes_ratio:.1f} cpu_ratio={cpu_ratio:.1f}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, help="accounts (default 200; quick: 4)")
+    parser.add_argument("--meetings", type=int, help="meetings per account (default 50; quick: 10)")
+    parser.add_argument("--latency-ms", type=float,
+                        help="added latency per request (default 20; quick: 2)")
+    parser.add_argument("--workers", type=int, default=8, help="poll threads (default 8)")
+    parser.add_argument("--cycles", type=int, help="idle cycles per side (default 3; quick: 1)")
+    parser.add_argument("--samples", type=int, help="change samples (default 5; quick: 1)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the calendars")
+    parser.add_argument("--profile", action="store_true",
+                        help="print a cProfile of one sequential idle cycle per side")
+    parser.add_argument("--quick", action="store_true", help="a tiny run for smoke testing")
+    args = parser.parse_args(argv)
+    defaults = {"accounts": (200, 4), "meetings": (50, 10), "latency_ms": (20.0, 2.0),
+                "cycles": (3, 1), "samples": (5, 1)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    if args.accounts < 1 or args.meetings < 1 or args.cycles < 1 or args.samples < 1:
+        parser.error("--accounts, --meetings, --cycles and --samples must be at least 1")
+    args.samples = min(args.samples, args.accounts)
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(run(parse_args()))
