@@ -11,12 +11,16 @@
   and caches on first read. A PUT through HTTP costs 5-25 ms and grows with the collection
   (Radicale checks every item for a UID clash, under one global write lock), so 200 × 50
   objects would take minutes; files take well under a second.
+- Besides ``YandexQuirks``' counters (``bytes_sent`` = response bodies as sent, gzip when the
+  client asks for it, as niquests does), the child counts ``bytes_plain``: the same bodies
+  uncompressed, so a benchmark can show both.
 - ``Meter``: wall time and process CPU time (all threads) of a block; ``rss_peak_mb`` /
   ``rss_now_mb`` for memory.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import resource
@@ -190,6 +194,43 @@ def principal(login: str) -> str:
 # -- the child ------------------------------------------------------------------------------
 
 
+class _PlainBytes:
+    """WSGI wrapper around ``YandexQuirks``: counts response bodies uncompressed (seeding
+    requests excluded, like the middleware does)."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.count = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        headers: list[tuple[str, str]] = []
+
+        def capture(status: str, response_headers: list[tuple[str, str]],
+                    exc_info: Any = None) -> Any:
+            headers.extend(response_headers)
+            return start_response(status, response_headers, exc_info)
+
+        result = self._app(environ, capture)
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if environ.get("HTTP_X_TEST_SEED") != "1":
+            gzipped = any(k.lower() == "content-encoding" and "gzip" in v.lower()
+                          for k, v in headers)
+            size = len(gzip.decompress(body)) if gzipped and body else len(body)
+            with self._lock:
+                self.count += size
+        return [body]
+
+
 def _serve() -> None:
     import logging
 
@@ -202,6 +243,8 @@ def _serve() -> None:
     quirks = server.quirks
     # RadicaleServer keeps its storage folder private; the benchmark seeds files into it.
     storage = server._dir / "collections"  # noqa: SLF001
+    plain = _PlainBytes(server._server.get_app())  # type: ignore[union-attr]  # noqa: SLF001
+    server._server.set_app(plain)  # type: ignore[union-attr]  # noqa: SLF001
     out.write(json.dumps({"url": server.url, "storage": str(storage)}) + "\n")
     out.flush()
     pool = ThreadPoolExecutor(max_workers=8)
@@ -228,11 +271,12 @@ def _serve() -> None:
                     quirks.latency(float(command["seconds"]))
                 elif op == "reset_counters":
                     quirks.reset_counters()
+                    plain.reset()
                 elif op == "counters":
                     c = quirks.counters
                     result = {"requests": c.requests, "bytes_sent": c.bytes_sent,
                               "anonymous": c.anonymous, "by_method": dict(c.by_method),
-                              "by_report": dict(c.by_report),
+                              "by_report": dict(c.by_report), "bytes_plain": plain.count,
                               "max_in_flight": c.max_in_flight}
                 elif op == "cpu":
                     result = time.process_time()

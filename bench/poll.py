@@ -43,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ from storage.engine_store import EngineStore  # noqa: E402
 from storage.models import AccountRow, NoticeRow  # noqa: E402
 from storage.repository import Repository  # noqa: E402
 from tests.engine_kit import RecordingMessenger  # noqa: E402
-from tests.ics_builder import VTIMEZONE, event  # noqa: E402
+from tests.ics_builder import event  # noqa: E402
 
 MSK = ZoneInfo("Europe/Moscow")
 POLL_SECONDS = 60
@@ -135,7 +136,7 @@ def meeting_objects(login: str, count: int, now: datetime, rng: random.Random) -
     """
     today = now.astimezone(MSK).date()
     objects = {"probe.ics": probe_ics(login, today, 0)}
-    for i in range(1, count):
+    for _ in range(1, count):
         uid = f"{rng.getrandbits(64):016x}@yandex.ru"
         name = f"{uid.split('@')[0]}.ics"
         kind = rng.random()
@@ -230,12 +231,17 @@ def _fingerprint(component) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
 
 @dataclass
 class Cycle:
+    accounts: int
     wall: float
     cpu: float
     server_cpu: float
     requests: int
-    bytes: int
+    wire: int  # response bytes as sent (gzip)
+    plain: int  # the same, uncompressed
     failures: int
+
+    def per(self, value: float) -> float:
+        return value / self.accounts
 
 
 @dataclass
@@ -244,7 +250,7 @@ class Sample:
     poll: float
     noticed: bool
     requests: int
-    bytes: int
+    wire: int
 
 
 @dataclass
@@ -262,27 +268,31 @@ class Bench:
         self.pool = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="bench")
 
     def cycle(self, job: Callable[[Account], object], accounts: list[Account]) -> Cycle:
-        failures = 0
+        """Every account once through the worker pool; client CPU is this process's."""
+        failures: list[str] = []
 
         def guarded(account: Account) -> None:
-            nonlocal failures
             try:
                 job(account)
-            except Exception:
-                logging.getLogger("bench.poll").warning("poll failed %s", account.login,
-                                                        exc_info=True)
-                failures += 1
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
 
         self.server.reset_counters()
         server_cpu = self.server.cpu()
         with Meter() as meter:
             list(self.pool.map(guarded, accounts))
         counters = self.server.counters()
-        return Cycle(meter.wall, meter.cpu, self.server.cpu() - server_cpu,
-                     counters["requests"], counters["bytes_sent"], failures)
+        if failures:
+            kinds = sorted(set(failures))
+            print(f"!! {len(failures)} of {len(accounts)} polls failed: {'; '.join(kinds[:3])}",
+                  flush=True)
+        return Cycle(len(accounts), meter.wall, meter.cpu, self.server.cpu() - server_cpu,
+                     counters["requests"], counters["bytes_sent"], counters["bytes_plain"],
+                     len(failures))
 
     def sample(self, account: Account, shift: int, today: date,
                poll: Callable[[Account], bool]) -> Sample:
+        """PUT a moved probe meeting, then one poll of that account."""
         self.server.reset_counters()
         started = time.perf_counter()
         self.server.put(account.login, account.calendar, "probe.ics",
@@ -299,25 +309,110 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def _best(cycles: list[Cycle]) -> Cycle:
+def _median_cycle(cycles: list[Cycle]) -> Cycle:
     """The median cycle by CPU (requests and bytes are the same every idle cycle)."""
-    ordered = sorted(cycles, key=lambda c: c.cpu)
-    return ordered[len(ordered) // 2]
+    return sorted(cycles, key=lambda c: c.cpu)[len(cycles) // 2]
 
 
-def _profile(label: str, job: Callable[[Account], object], accounts: list[Account]) -> None:
-    """One more idle cycle in this thread under cProfile (worker threads are not profiled)."""
+def _count_changes(user: str | None) -> int:
+    query = NoticeRow.select().join(AccountRow).where(NoticeRow.kind == "change")
+    if user is not None:
+        query = query.where(AccountRow.mm_user_id == user)
+    return int(query.count())
+
+
+# -- where ours spends its CPU ----------------------------------------------------------------
+
+
+def breakdown(engine: Engine, source: YandexCalDAV, accounts: list[Account],
+              now: datetime) -> None:
+    """One sequential idle cycle in this thread, with the calls ``poll_account`` makes timed
+    in thread CPU time (``time.thread_time``), then a cProfile of another one."""
+    spent: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    undo: list[Callable[[], None]] = []
+
+    def timed(owner: object, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        own = name in vars(owner)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] += time.thread_time() - started
+                calls[label] += 1
+
+        setattr(owner, name, wrapper)
+        undo.append(lambda: setattr(owner, name, original) if own else delattr(owner, name))
+
+    from bot.adapters import caldav_client
+
+    rows = [
+        (engine.repo, "account", "repo.account()"),
+        (engine.repo, "credentials", "repo.credentials()"),
+        (engine.repo._vault, "decrypt", "  Fernet decrypt of the app password"),  # noqa: SLF001
+        (engine.repo, "calendars", "repo.calendars()"),
+        (engine.store, "object_etags", "store.object_etags()"),
+        (engine.store, "window_end", "store.window_end()"),
+        (engine.store, "unsynced_calendars", "store.unsynced_calendars()"),
+        (engine.store, "commit_poll", "store.commit_poll() (idle: one write transaction)"),
+        (source, "etags_in_window", "source.etags_in_window()"),
+        (caldav_client, "_calendar_query", "  build the REPORT body"),
+        (source, "_new_client", "  new DAVClient (client LRU miss)"),
+        (source, "_request_once", "  HTTP request/response (niquests + caldav DAVResponse)"),
+        (caldav_client, "_parse_report", "  parse the multistatus"),
+    ]
+    for owner, name, label in rows:
+        timed(owner, name, label)
+    try:
+        total0, process0 = time.thread_time(), time.process_time()
+        for account in accounts:
+            engine.poll_account(account.user, now)
+        total = time.thread_time() - total0
+        process = time.process_time() - process0
+    finally:
+        for restore in reversed(undo):
+            restore()
+    n = len(accounts)
+    print(f"\n== where ours spends CPU: one sequential idle cycle, {n} accounts, thread CPU "
+          f"per poll (process CPU {process / n * 1e3:.2f} ms) ==")
+    top = 0.0
+    for _, _, label in rows:
+        if not label.startswith(" "):
+            top += spent[label]
+        print(f"{label:60}{spent[label] / n * 1e3:8.2f} ms{calls[label] / n:7.1f} calls")
+    print(f"{'engine logic and the rest':60}{(total - top) / n * 1e3:8.2f} ms")
+    print(f"{'total':60}{total / n * 1e3:8.2f} ms")
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for account in accounts:
+        engine.poll_account(account.user, now)
+    profiler.disable()
+    _print_profile("ours (Engine.poll_account)", profiler, n)
+
+
+def profile_baseline(job: Callable[[Account], object], accounts: list[Account]) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     for account in accounts:
         job(account)
     profiler.disable()
+    _print_profile("baseline (caldav search expand=True)", profiler, len(accounts))
+
+
+def _print_profile(label: str, profiler: cProfile.Profile, n: int) -> None:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(40)
-    print(f"\n== cProfile: {label}, one sequential idle cycle over {len(accounts)} accounts ==")
+    stats.sort_stats("tottime").print_stats(15)
+    stats.sort_stats("cumulative").print_stats(30)
+    print(f"\n== cProfile: {label}, one sequential idle cycle over {n} accounts ==")
     print(out.getvalue())
+
+
+# -- the run ----------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:
@@ -330,171 +425,186 @@ def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="poll-bench-"))
     print(f"poll benchmark: {args.accounts} accounts × {args.meetings} meetings, latency "
           f"{args.latency_ms:g} ms/request, {args.workers} workers, {args.cycles} idle cycle(s), "
-          f"window {start:%Y-%m-%d} … {end:%Y-%m-%d} UTC", flush=True)
-    with ServerProcess() as server:
-        bench = Bench(args, server)
-        # -- seed ------------------------------------------------------------------------------
-        with Meter() as seeding:
-            accounts = [Account(f"u{i:05d}", f"user{i:05d}@yandex.ru", f"app-pw-{i:05d}", "")
-                        for i in range(args.accounts)]
-            server.add_users({a.login: a.password for a in accounts})
-            hrefs = server.make_calendars(
-                (a.login, f"events-{1_000_000 + i}", "My events") for i, a in enumerate(accounts))
-            for account, href in zip(accounts, hrefs, strict=True):
-                account.calendar = href
-                objects = meeting_objects(account.login, args.meetings, now, rng)
-                server.write_objects(account.login, href, objects)
-        print(f"seeded {args.accounts * args.meetings} objects in {seeding.wall:.1f} s "
-              "(users/calendars over HTTP, objects as files in Radicale's storage)", flush=True)
-
-        # -- ours: connect, first (silent) poll, idle cycles, one change -----------------------
-        open_database(f"sqlite:///{tmp / 'bot.db'}")
-        repo = Repository(Vault("bench-secret-key"))
-        source = YandexCalDAV(server.url, timeout=20.0)  # as bot/app.py builds it
-        messenger = RecordingMessenger()
-        services = Services(repo, source, clock=lambda: now, default_timezone="Europe/Moscow")
-        engine = Engine(repo=repo, store=EngineStore(), source=source,
-                        messenger=lambda: messenger, clock=lambda: now,
-                        poll_seconds=POLL_SECONDS, workers=args.workers)
-        with Meter() as connecting:
-            list(bench.pool.map(lambda a: services.connect(
-                a.user, a.login, a.password, zone="Europe/Moscow", profile_zone=None,
-                language="en"), accounts))
-        print(f"connected {len(accounts)} accounts in {connecting.wall:.1f} s", flush=True)
-        server.latency(args.latency_ms / 1000)
-
-        def ours_poll(account: Account) -> None:
-            engine.poll_account(account.user, now)
-
-        ours_first = bench.cycle(ours_poll, accounts)
-        ours_cycles = [bench.cycle(ours_poll, accounts) for _ in range(args.cycles)]
-        silent = _count_changes(None)
-
-        def ours_notice(account: Account) -> bool:
-            before = _count_changes(account.user)
-            engine.poll_account(account.user, now)
-            return _count_changes(account.user) > before
-
-        picks = accounts[:: max(1, len(accounts) // args.samples)][: args.samples]
-        ours_samples = [bench.sample(a, 1, today, ours_notice) for a in picks]
-        rss_ours = rss_peak_mb()
-        rss_ours_now = rss_now_mb()
-        if args.profile:
-            _profile("ours (Engine.poll_account)", ours_poll, accounts)
-        engine.shutdown()
-        source.close()
-
-        # -- baseline --------------------------------------------------------------------------
-        naive = {a.user: NaiveAccount(server.url, a.login, a.password, [a.calendar])
-                 for a in accounts}
-
-        def naive_poll(account: Account) -> bool:
-            return naive[account.user].poll(start, end)
-
-        base_first = bench.cycle(naive_poll, accounts)
-        base_cycles = [bench.cycle(naive_poll, accounts) for _ in range(args.cycles)]
-        base_samples = [bench.sample(a, 2, today, naive_poll) for a in picks]
-        if args.profile:
-            _profile("baseline (caldav search expand=True)", naive_poll, accounts)
-        for client in naive.values():
-            client.close()
-        rss_all = rss_peak_mb()
-        bench.pool.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-    report(args, ours_first, _best(ours_cycles), base_first, _best(base_cycles), ours_samples,
-           base_samples, silent=silent, rss_start=rss_start, rss_ours=rss_ours,
-           rss_ours_now=rss_ours_now, rss_all=rss_all)
+          f"window {start:%Y-%m-%d %H:%M} … {end:%Y-%m-%d %H:%M} UTC", flush=True)
+    try:
+        with ServerProcess() as server:
+            results = _run(args, server, tmp, now, today, rng)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(args, *results, rss_start=rss_start)
     return 0
 
 
-def _count_changes(user: str | None) -> int:
-    query = NoticeRow.select().join(AccountRow).where(NoticeRow.kind == "change")
-    if user is not None:
-        query = query.where(AccountRow.mm_user_id == user)
-    return int(query.count())
+def _run(args: argparse.Namespace, server: ServerProcess, tmp: Path, now: datetime,
+         today: date, rng: random.Random) -> tuple:  # type: ignore[type-arg]
+    start, end = window_for(now)
+    bench = Bench(args, server)
+    # -- seed ----------------------------------------------------------------------------------
+    with Meter() as seeding:
+        accounts = [Account(f"u{i:05d}", f"user{i:05d}@yandex.ru", f"app-pw-{i:05d}", "")
+                    for i in range(args.accounts)]
+        server.add_users({a.login: a.password for a in accounts})
+        hrefs = server.make_calendars(
+            (a.login, f"events-{1_000_000 + i}", "My events") for i, a in enumerate(accounts))
+        for account, href in zip(accounts, hrefs, strict=True):
+            account.calendar = href
+            server.write_objects(account.login, href,
+                                 meeting_objects(account.login, args.meetings, now, rng))
+    print(f"seeded {args.accounts * args.meetings} objects in {seeding.wall:.1f} s "
+          "(users/calendars over HTTP, objects as files in Radicale's storage)", flush=True)
+
+    # -- ours: connect, first (silent) poll, idle cycles, one change ---------------------------
+    db = open_database(f"sqlite:///{tmp / 'bot.db'}")
+    if args.sqlite_immediate:  # the storage fix proposed in the report, applied at run time
+        db._lock_type = "IMMEDIATE"  # type: ignore[attr-defined]  # noqa: SLF001
+    repo = Repository(Vault("bench-secret-key"))
+    options = {"max_clients": args.max_clients} if args.max_clients else {}
+    source = YandexCalDAV(server.url, timeout=20.0, **options)  # as bot/app.py builds it
+    messenger = RecordingMessenger()
+    services = Services(repo, source, clock=lambda: now, default_timezone="Europe/Moscow")
+    engine = Engine(repo=repo, store=EngineStore(), source=source, messenger=lambda: messenger,
+                    clock=lambda: now, poll_seconds=POLL_SECONDS, workers=args.workers)
+    with Meter() as connecting:
+        list(bench.pool.map(lambda a: services.connect(
+            a.user, a.login, a.password, zone="Europe/Moscow", profile_zone=None,
+            language="en"), accounts))
+    print(f"connected {len(accounts)} accounts in {connecting.wall:.1f} s", flush=True)
+    server.latency(args.latency_ms / 1000)
+
+    def ours_poll(account: Account) -> None:
+        engine.poll_account(account.user, now)
+
+    # One account alone first (lazy imports, caches): the memory after it is the base the
+    # other accounts add to.
+    ours_poll(accounts[0])
+    rss_warm = rss_now_mb()
+    ours_first = bench.cycle(ours_poll, accounts[1:] or accounts)
+    print(f"ours: first poll cycle {ours_first.wall:.1f} s", flush=True)
+    ours_cycles = [bench.cycle(ours_poll, accounts) for _ in range(args.cycles)]
+    silent = _count_changes(None)
+
+    def ours_notice(account: Account) -> bool:
+        before = _count_changes(account.user)
+        engine.poll_account(account.user, now)
+        return _count_changes(account.user) > before
+
+    picks = accounts[:: max(1, len(accounts) // args.samples)][: args.samples]
+    ours_samples = [bench.sample(a, 1, today, ours_notice) for a in picks]
+    rss_ours, rss_ours_now = rss_peak_mb(), rss_now_mb()
+    if args.profile:
+        breakdown(engine, source, accounts, now)
+    engine.shutdown()
+    source.close()
+    print("ours: done; baseline next", flush=True)
+
+    # -- baseline ------------------------------------------------------------------------------
+    naive = {a.user: NaiveAccount(server.url, a.login, a.password, [a.calendar])
+             for a in accounts}
+
+    def naive_poll(account: Account) -> bool:
+        return naive[account.user].poll(start, end)
+
+    naive_poll(accounts[0])
+    base_first = bench.cycle(naive_poll, accounts[1:] or accounts)
+    print(f"baseline: first poll cycle {base_first.wall:.1f} s", flush=True)
+    base_cycles = [bench.cycle(naive_poll, accounts) for _ in range(args.cycles)]
+    base_samples = [bench.sample(a, 2, today, naive_poll) for a in picks]
+    if args.profile:
+        profile_baseline(naive_poll, accounts)
+    for client in naive.values():
+        client.close()
+    rss_all = rss_peak_mb()
+    bench.pool.shutdown()
+    memory = {"warm": rss_warm, "ours": rss_ours, "ours_now": rss_ours_now, "all": rss_all}
+    return (ours_first, _median_cycle(ours_cycles), base_first, _median_cycle(base_cycles),
+            ours_samples, base_samples, silent, memory)
+
+
+# -- the report -------------------------------------------------------------------------------
 
 
 def report(args: argparse.Namespace, ours_first: Cycle, ours: Cycle, base_first: Cycle,
-           base: Cycle, ours_samples: list[Sample], base_samples: list[Sample], *, silent: int,
-           rss_start: float, rss_ours: float, rss_ours_now: float, rss_all: float) -> None:
+           base: Cycle, ours_samples: list[Sample], base_samples: list[Sample], silent: int,
+           memory: dict[str, float], *, rss_start: float) -> None:
     n = args.accounts
 
     def ratio(b: float, o: float) -> float:
         return b / o if o else float("inf")
 
-    rows = [
-        ("HTTP requests / account", ours.requests / n, base.requests / n, "{:.2f}"),
-        ("bytes received / account", ours.bytes / n, base.bytes / n, "{:,.0f}"),
-        ("client CPU ms / account", ours.cpu / n * 1e3, base.cpu / n * 1e3, "{:.2f}"),
-        ("server CPU ms / account", ours.server_cpu / n * 1e3, base.server_cpu / n * 1e3,
-         "{:.2f}"),
-        ("cycle wall time s (all accounts)", ours.wall, base.wall, "{:.2f}"),
-    ]
-    print(f"\n== idle poll cycle (nothing changed), {n} accounts, median of {args.cycles} ==")
-    print(f"{'':34}{'ours':>14}{'baseline':>14}{'baseline/ours':>15}")
-    for label, o, b, fmt in rows:
-        print(f"{label:34}{fmt.format(o):>14}{fmt.format(b):>14}{ratio(b, o):>14.1f}×")
+    print(f"\n== idle poll cycle (nothing changed on the server), {n} accounts, "
+          f"median of {args.cycles} ==")
+    print(f"{'per account':36}{'ours':>12}{'baseline':>12}{'baseline/ours':>15}")
+    for label, o, b, fmt in (
+        ("HTTP requests", ours.per(ours.requests), base.per(base.requests), "{:.2f}"),
+        ("bytes received (wire, gzip)", ours.per(ours.wire), base.per(base.wire), "{:,.0f}"),
+        ("bytes received (uncompressed)", ours.per(ours.plain), base.per(base.plain),
+         "{:,.0f}"),
+        ("client CPU ms", ours.per(ours.cpu) * 1e3, base.per(base.cpu) * 1e3, "{:.2f}"),
+        ("server CPU ms (Radicale)", ours.per(ours.server_cpu) * 1e3,
+         base.per(base.server_cpu) * 1e3, "{:.2f}"),
+    ):
+        print(f"{label:36}{fmt.format(o):>12}{fmt.format(b):>12}{ratio(b, o):>14.1f}×")
+    print(f"{'cycle wall time, all accounts, s':36}{ours.wall:>12.2f}{base.wall:>12.2f}"
+          f"{ratio(base.wall, ours.wall):>14.1f}×")
     failures = ours.failures + base.failures + ours_first.failures + base_first.failures
     if failures:
-        print(f"!! {failures} polls failed (see warnings above)")
+        print(f"!! {failures} polls failed in the cycles (first ones included): figures above "
+              "are not clean")
 
-    print(f"\n== first poll of every account (ours: silent baseline sync; "
-          f"{silent} change notices recorded, expected 0) ==")
-    print(f"{'':34}{'ours':>14}{'baseline':>14}")
-    print(f"{'HTTP requests / account':34}{ours_first.requests / n:>14.2f}"
-          f"{base_first.requests / n:>14.2f}")
-    print(f"{'bytes received / account':34}{ours_first.bytes / n:>14,.0f}"
-          f"{base_first.bytes / n:>14,.0f}")
-    print(f"{'client CPU ms / account':34}{ours_first.cpu / n * 1e3:>14.2f}"
-          f"{base_first.cpu / n * 1e3:>14.2f}")
+    fo, fb = ours_first, base_first
+    print(f"\n== first poll of each account (ours: the silent baseline sync, {silent} change "
+          f"notices recorded, expected 0) ==")
+    print(f"{'per account':36}{'ours':>12}{'baseline':>12}")
+    print(f"{'HTTP requests':36}{fo.per(fo.requests):>12.2f}{fb.per(fb.requests):>12.2f}")
+    print(f"{'bytes received (wire)':36}{fo.per(fo.wire):>12,.0f}{fb.per(fb.wire):>12,.0f}")
+    print(f"{'client CPU ms':36}{fo.per(fo.cpu) * 1e3:>12.2f}{fb.per(fb.cpu) * 1e3:>12.2f}")
 
-    print(f"\n== one moved meeting: PUT → change noticed by that account's next poll "
+    print(f"\n== one moved meeting: from the PUT until that account's next poll has noticed it "
           f"(median of {len(ours_samples)}) ==")
-    print(f"{'':34}{'ours':>14}{'baseline':>14}")
+    print(f"{'':36}{'ours':>12}{'baseline':>12}")
     for label, pick, fmt in (
-        ("PUT → noticed, ms", lambda s: s.put_to_notice * 1e3, "{:.1f}"),
-        ("poll cycle of the account, ms", lambda s: s.poll * 1e3, "{:.1f}"),
-        ("HTTP requests", lambda s: s.requests, "{:.0f}"),
-        ("bytes received", lambda s: s.bytes, "{:,.0f}"),
+        ("PUT → change noticed, ms", lambda s: s.put_to_notice * 1e3, "{:.1f}"),
+        ("  of which the poll of the account", lambda s: s.poll * 1e3, "{:.1f}"),
+        ("HTTP requests of that poll", lambda s: s.requests, "{:.0f}"),
+        ("bytes received (wire)", lambda s: s.wire, "{:,.0f}"),
     ):
-        o = _median([pick(s) for s in ours_samples])
-        b = _median([pick(s) for s in base_samples])
-        print(f"{label:34}{fmt.format(o):>14}{fmt.format(b):>14}")
-    noticed_o = sum(s.noticed for s in ours_samples)
-    noticed_b = sum(s.noticed for s in base_samples)
-    print(f"{'noticed':34}{f'{noticed_o}/{len(ours_samples)}':>14}"
-          f"{f'{noticed_b}/{len(base_samples)}':>14}")
-    print(f"(with polls every {POLL_SECONDS} s ± 10 % the wait for the next poll dominates: "
-          f"about {POLL_SECONDS / 2:.0f} s on average, up to {POLL_SECONDS * 1.1:.0f} s, plus "
-          "the poll cycle above)")
+        o, b = _median([pick(s) for s in ours_samples]), _median([pick(s) for s in base_samples])
+        print(f"{label:36}{fmt.format(o):>12}{fmt.format(b):>12}")
+    noticed = (f"{sum(s.noticed for s in ours_samples)}/{len(ours_samples)}",
+               f"{sum(s.noticed for s in base_samples)}/{len(base_samples)}")
+    print(f"{'noticed':36}{noticed[0]:>12}{noticed[1]:>12}")
+    print(f"In production a change first waits for the account's next poll (every "
+          f"{POLL_SECONDS} s ± 10 %: ≈{POLL_SECONDS / 2:.0f} s on average, at most "
+          f"≈{POLL_SECONDS * 1.1:.0f} s); that wait dominates the poll itself.")
 
-    cpu_per_account = ours.cpu / n
+    cpu_per_account = ours.per(ours.cpu)
     cores = cpu_per_account * FLEET / POLL_SECONDS
-    base_cores = base.cpu / n * FLEET / POLL_SECONDS
-    bytes_ratio, cpu_ratio = ratio(base.bytes, ours.bytes), ratio(base.cpu, ours.cpu)
-    per_account_mb = max(0.0, rss_ours_now - rss_start) / n
+    base_cores = base.per(base.cpu) * FLEET / POLL_SECONDS
+    bytes_ratio, cpu_ratio = ratio(base.wire, ours.wire), ratio(base.cpu, ours.cpu)
+    plain_ratio = ratio(base.plain, ours.plain)
+    per_account_mb = max(0.0, memory["ours_now"] - memory["warm"]) / max(1, n - 1)
 
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "MISS"
 
     print("\n== targets ==")
-    print(f"bytes per idle cycle ≥ {TARGET_BYTES:g}× fewer than baseline:  {bytes_ratio:.1f}×  "
-          f"{verdict(bytes_ratio >= TARGET_BYTES)}")
-    print(f"CPU per idle cycle ≥ {TARGET_CPU:g}× less than baseline:      {cpu_ratio:.1f}×  "
+    print(f"idle cycle: ≥{TARGET_BYTES:g}× fewer bytes than baseline   {bytes_ratio:5.1f}× wire, "
+          f"{plain_ratio:.1f}× uncompressed   {verdict(bytes_ratio >= TARGET_BYTES)}")
+    print(f"idle cycle: ≥{TARGET_CPU:g}× less CPU than baseline       {cpu_ratio:5.1f}×   "
           f"{verdict(cpu_ratio >= TARGET_CPU)}")
-    print(f"{FLEET} accounts every {POLL_SECONDS} s ≤ {CORE_BUDGET:.0%} of a core:   "
-          f"{cores:.1%} of a core ({cpu_per_account * 1e3:.2f} ms × {FLEET} / {POLL_SECONDS} s)"
-          f"  {verdict(cores <= CORE_BUDGET)}   (baseline: {base_cores:.1%})")
-    print(f"RSS peak < {RSS_BUDGET_MB:g} MB:  ours {rss_ours:.0f} MB "
-          f"{verdict(rss_ours < RSS_BUDGET_MB)}  (whole run incl. baseline {rss_all:.0f} MB; "
-          f"after imports {rss_start:.0f} MB; ≈{per_account_mb * 1024:.0f} KB per account "
-          f"→ ≈{rss_start + per_account_mb * FLEET:.0f} MB at {FLEET} accounts)")
+    print(f"{FLEET} accounts every {POLL_SECONDS} s ≤ {CORE_BUDGET:.0%} of a core      "
+          f"{cores:6.1%} ({cpu_per_account * 1e3:.2f} ms × {FLEET} / {POLL_SECONDS} s)   "
+          f"{verdict(cores <= CORE_BUDGET)}   (baseline {base_cores:.0%})")
+    print(f"client RSS peak < {RSS_BUDGET_MB:g} MB                  {memory['ours']:6.0f} MB   "
+          f"{verdict(memory['ours'] < RSS_BUDGET_MB)}   (at start {rss_start:.0f} MB, after one "
+          f"account {memory['warm']:.0f} MB, +{per_account_mb * 1024:.0f} KB per further "
+          f"account → ≈{memory['warm'] + per_account_mb * FLEET:.0f} MB at {FLEET}; whole run "
+          f"with the baseline {memory['all']:.0f} MB)")
     print(f"poll-bench: accounts={n} bytes_ratio={bytes_ratio:.1f} cpu_ratio={cpu_ratio:.1f}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--accounts", type=int, help="accounts (default 200; quick: 4)")
     parser.add_argument("--meetings", type=int, help="meetings per account (default 50; quick: 10)")
     parser.add_argument("--latency-ms", type=float,
@@ -504,7 +614,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, help="change samples (default 5; quick: 1)")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the calendars")
     parser.add_argument("--profile", action="store_true",
-                        help="print a cProfile of one sequential idle cycle per side")
+                        help="also time ours call by call and cProfile both sides (sequential)")
+    parser.add_argument("--max-clients", type=int,
+                        help="YandexCalDAV max_clients (default: the adapter's, as in bot/app.py)")
+    parser.add_argument("--sqlite-immediate", action="store_true",
+                        help="open SQLite write transactions with BEGIN IMMEDIATE (the proposed "
+                             "fix for 'database is locked' under concurrent polls)")
     parser.add_argument("--quick", action="store_true", help="a tiny run for smoke testing")
     args = parser.parse_args(argv)
     defaults = {"accounts": (200, 4), "meetings": (50, 10), "latency_ms": (20.0, 2.0),
@@ -512,8 +627,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    if args.accounts < 1 or args.meetings < 1 or args.cycles < 1 or args.samples < 1:
-        parser.error("--accounts, --meetings, --cycles and --samples must be at least 1")
+    if min(args.accounts, args.meetings, args.cycles, args.samples, args.workers) < 1:
+        parser.error("--accounts, --meetings, --cycles, --samples and --workers must be ≥ 1")
     args.samples = min(args.samples, args.accounts)
     return args
 

@@ -143,7 +143,13 @@ class Repository:
         )
 
     def set_timezone(self, user_id: str, timezone: str) -> Account:
-        return self._update(user_id, timezone=timezone)
+        """A new zone re-reads every calendar silently: all-day and floating times resolve in
+        the user's zone, and a zone change is not a change of any meeting."""
+        with database.atomic():
+            account = self._update(user_id, timezone=timezone)
+            CalendarRow.update(synced=False).where(
+                CalendarRow.account == self._row(user_id)).execute()
+        return account
 
     def set_language(self, user_id: str, language: str) -> Account:
         return self._update(user_id, language=language)
@@ -214,6 +220,7 @@ class Repository:
             for cal in CalendarRow.select().where(CalendarRow.account == row):
                 watched = cal.href in hrefs
                 if cal.watched != watched:
-                    cal.watched = watched
+                    # a calendar watched again starts with a silent first sync
+                    cal.watched, cal.synced = watched, False
                     cal.save()
         return self.calendars(user_id)

@@ -256,9 +256,12 @@ def _check_bounds(start: datetime, end: datetime) -> None:
 def may_overlap(ics: str, start: datetime, end: datetime) -> bool:
     """The fake's time-range test; see the module docstring for the approximation."""
     try:
-        calendar = icalendar.Calendar.from_ical(ics)
+        return _may_overlap(icalendar.Calendar.from_ical(ics), start, end)
     except Exception:  # noqa: BLE001 - unparsable data is passed on, as a server would
         return True
+
+
+def _may_overlap(calendar: icalendar.Calendar, start: datetime, end: datetime) -> bool:
     for event in calendar.walk("VEVENT"):
         if "RRULE" in event or "RDATE" in event:
             return True

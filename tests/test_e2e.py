@@ -168,6 +168,16 @@ def test_today_and_a_date_with_moved_occurrence_and_escaped_title(world: World) 
     assert "No meetings." in gone
 
 
+def test_unreachable_server_at_connect_stores_nothing(world: World) -> None:
+    """Yandex not answering at `connect`: one line saying so, no account stored."""
+    world.start()
+    world.radicale.quirks.fail_all(504)
+    world.fake.user_says(world.user, f"connect {world.login} {world.password}")
+    world.fake.wait_for_post(lambda p: "did not answer" in p["message"], timeout=30)
+    world.radicale.quirks.reset_faults()
+    assert "not connected" in world.say("today")["message"]
+
+
 def test_russian_user_gets_russian_replies(world: World) -> None:
     """A user whose Mattermost locale is ru is answered in Russian."""
     world.fake.update_user(world.user, locale="ru")

@@ -164,3 +164,17 @@ def test_key_file_created_once_with_0600(tmp_path: Path) -> None:
     assert Vault(key).decrypt(Vault(key).encrypt("x")) == "x"
     with pytest.raises(ValueError):
         Vault("other").decrypt(Vault(key).encrypt("x"))
+
+
+def test_rewatched_calendar_and_new_zone_sync_silently(repo: Repository) -> None:
+    """Watching a calendar again, or a new time zone, resets the silent-baseline flag."""
+    from storage.models import CalendarRow
+
+    _connect(repo)
+    CalendarRow.update(synced=True).execute()
+    repo.set_watched("u1", {"/c/events-1/"})
+    assert {c.href: c.synced for c in CalendarRow.select()} == {
+        "/c/events-1/": True, "/c/events-2/": False}
+    CalendarRow.update(synced=True).execute()
+    repo.set_timezone("u1", "Asia/Yekaterinburg")
+    assert not any(c.synced for c in CalendarRow.select())
