@@ -22,11 +22,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/python bot.py
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bot plugins storage tests bench bot.py
+	$(BIN)/mypy --strict bot/core
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/reminders.py

@@ -456,9 +456,10 @@ class Engine:
         if previous_end is not None and synced_before and (
             account.notifications.changes or account.notifications.responses
         ):
-            old = {k: o for k, o in self.store.snapshot(user).items() if o.calendar in synced_before}
+            before = {k: o for k, o in self.store.snapshot(user).items()
+                      if o.calendar in synced_before}
             new = {o.key: o for o in occurrences + elsewhere if o.calendar in synced_before}
-            diff = diff_snapshots(old, new, now=now, window_end=min(previous_end, end), me=me)
+            diff = diff_snapshots(before, new, now=now, window_end=min(previous_end, end), me=me)
             notices = change_notices(
                 diff, changes=account.notifications.changes,
                 responses=account.notifications.responses, tz=tz, lang=account.language, now=now)

@@ -31,5 +31,6 @@ def setup_logging(level: str) -> None:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
-    # the Mattermost driver logs every request body at DEBUG
+    # the Mattermost driver logs every request body at DEBUG; httpx logs every request at INFO
     logging.getLogger("mattermostautodriver").setLevel(max(logging.INFO, logging.root.level))
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))

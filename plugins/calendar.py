@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import schedule
 from mmpy_bot import Message, Plugin, listen_to
@@ -285,7 +285,8 @@ class CalendarPlugin(Plugin):
 
     def _save(self, message: Message, lang: str, settings: NotificationSettings) -> str:
         account = self.services.set_notifications(message.user_id, settings)
-        return describe_notifications(account.notifications, lang)
+        return t(lang, "settings.saved",
+                 summary=describe_notifications(account.notifications, lang))
 
     def cmd_daily(self, command: Command, message: Message, lang: str) -> str:
         current = self._settings(message)
@@ -321,7 +322,8 @@ class CalendarPlugin(Plugin):
 
     def cmd_notifications(self, command: Command, message: Message, lang: str) -> str:
         if not command.args:
-            return describe_notifications(self._settings(message), lang)
+            return t(lang, "settings.show",
+                     summary=describe_notifications(self._settings(message), lang))
         if command.first in OFF_WORDS:
             return self._save(message, lang, NotificationSettings.off())
         if command.first in ON_WORDS:

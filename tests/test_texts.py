@@ -1,9 +1,9 @@
 """Every text exists in English and Russian with the same parameters."""
 
 import string
+from datetime import date
 
 from bot.core.texts import TEXTS, day_title, language_of, t
-from datetime import date
 
 
 def _fields(template: str) -> set[str]:

@@ -286,8 +286,8 @@ def diff_snapshots(
     baseline: dict[OccurrenceKey, Occurrence] = {}
     for o, n in pairs:
         baseline[n.key] = o
-        if relevant(o, n) and (item := _classify(o, n)) is not None:
-            items.append(item)
+        if relevant(o, n) and (classified := _classify(o, n)) is not None:
+            items.append(classified)
 
     changes = _group(items, strays)
     responses = _responses(

@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
-import recurring_ical_events
+import recurring_ical_events  # type: ignore[import-untyped]
 
 from bot.core.links import find_join_link, normalise_address, telemost_link
 from bot.core.model import (

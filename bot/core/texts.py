@@ -253,6 +253,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Теперь в работе: {names}.",
     },
     # --- notification settings ---------------------------------------------------------------
+    "settings.saved": {"en": "✅ Saved. Now: {summary}.", "ru": "✅ Сохранено. Сейчас: {summary}."},
+    "settings.show": {"en": "Notifications: {summary}.", "ru": "Уведомления: {summary}."},
     "notif.daily": {"en": "morning agenda at {time}{days}", "ru": "утренняя сводка в {time}{days}"},
     "notif.weekdays": {"en": " on weekdays", "ru": " по будням"},
     "notif.remind": {"en": "reminders {leads} min before", "ru": "напоминания за {leads} мин"},
