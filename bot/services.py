@@ -80,12 +80,20 @@ class Services:
         language: str,
     ) -> tuple[Account, list[WatchedCalendar]]:
         """Check the login against the server before saving anything; then store it with the
-        default notifications and every event calendar watched."""
+        default notifications and every event calendar watched. Connecting again (a new
+        password, another login) keeps the user's settings and calendar choices."""
         timezone = resolve_zone(zone) if zone else self._profile_zone(profile_zone)
         creds = Credentials(login.strip(), password)
         calendars = self.source.list_calendars(creds)  # raises AuthRefused / ServerUnavailable
         if not calendars:
             raise BadInput("error.no_calendars")
+        existing = self.repo.account(user_id)
+        if existing is not None and existing.login.lower() == creds.login.lower():
+            self.repo.set_credentials(user_id, creds)
+            self.repo.replace_calendars(user_id, calendars)
+            account = self.repo.set_timezone(user_id, timezone) if zone else existing
+            log.info("account.reconnected user=%s", user_id)
+            return account, self.repo.calendars(user_id)
         account = self.repo.save_account(
             user_id=user_id,
             creds=creds,

@@ -103,3 +103,17 @@ def test_me_address_folds_yandex_domains() -> None:
     """A bare login means @yandex.ru; aliases fold."""
     assert me_address("Ivan") == "ivan@yandex.ru"
     assert me_address("ivan@ya.ru") == "ivan@yandex.ru"
+
+
+def test_connect_again_keeps_settings(setup) -> None:
+    """Re-running `connect` for the same login (a new password) keeps settings and choices."""
+    from bot.core.model import NotificationSettings
+
+    source, cal, services, repo = setup
+    services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
+    repo.set_notifications("u", NotificationSettings(daily_at="07:45", leads=(5,)))
+    source.set_password("ivan@yandex.ru", "pw2")
+    account, _ = services.connect("u", "ivan@yandex.ru", "pw2", zone=None, profile_zone=None,
+                                  language="en")
+    assert account.notifications.daily_at == "07:45" and account.notifications.leads == (5,)
+    assert repo.credentials("u").password == "pw2"  # type: ignore[union-attr]
