@@ -7,7 +7,7 @@ import logging
 import re
 
 _SECRET = re.compile(
-    r"(?i)((?:connect|подключить|подключиться)\s+\S+\s+|(?:password|пароль)\s+)(\S+)"
+    r"(?i)((?:connect|подключить|подключиться)\s+\S+\s+|(?:password|пароль)\s+)([^\s\"'\\]+)"
 )
 
 

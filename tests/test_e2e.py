@@ -101,9 +101,10 @@ def test_help_lists_commands(world: World) -> None:
         assert word in reply["message"]
 
 
-def test_connect_wrong_then_right_password(world: World) -> None:
+def test_connect_wrong_then_right_password(world: World, caplog: pytest.LogCaptureFixture) -> None:
     """A refused app password stores nothing; the right one connects; the password posts are
-    deleted and no reply ever quotes the password."""
+    deleted and no reply or log line ever quotes the password."""
+    caplog.set_level("INFO")
     world.start()
     wrong = world.fake.user_says(world.user, f"connect {world.login} wrong-password-x")
     refusal = world.fake.wait_for_post(lambda p: "refused" in p["message"])
@@ -118,6 +119,7 @@ def test_connect_wrong_then_right_password(world: World) -> None:
     assert all(world.password not in p["message"] and "wrong-password-x" not in p["message"]
                for p in world.bot_posts())
     assert any("deleted your message" in p["message"] for p in world.bot_posts())
+    assert world.password not in caplog.text and "wrong-password-x" not in caplog.text
 
 
 def test_connect_in_a_channel_is_refused(world: World) -> None:
