@@ -96,6 +96,8 @@ class CalendarPlugin(Plugin):
     @listen_to(r"\S", needs_mention=True)
     def on_message(self, message: Message) -> None:
         """Any message in a DM, or mentioning the bot in a channel."""
+        if str(message.body["data"]["post"].get("type", "")).startswith("system_"):
+            return  # join/leave and other system messages are not commands
         lang = "en"
         root_id = message.reply_id
         try:
@@ -116,7 +118,10 @@ class CalendarPlugin(Plugin):
         except Exception:
             log.exception("command.failed user=%s", message.user_id)
             reply = t(lang, "error.internal")
-        self.messenger.post(message.channel_id, reply, root_id)
+        try:
+            self.messenger.post(message.channel_id, reply, root_id)
+        except Exception:
+            log.warning("reply.failed user=%s", message.user_id, exc_info=True)
 
     def _language(self, user_id: str) -> str:
         account = self.services.repo.account(user_id)
