@@ -402,8 +402,18 @@ class Engine:
         watched = [c.href for c in self.repo.calendars(user) if c.watched]
         stored = self.store.object_etags(user)
         seen: dict[str, tuple[str, str]] = {}
-        for href in watched:
-            for obj_href, etag in self.source.etags_in_window(creds, href, start, end).items():
+        for href in list(watched):
+            try:
+                etags = self.source.etags_in_window(creds, href, start, end)
+            except CalendarError as exc:
+                if exc.params.get("status") != 404:
+                    raise
+                # the calendar was deleted in Yandex: take the server's list, go on without it
+                log.info("poll.calendar_gone user=%s calendar=%s", user, href)
+                self.repo.replace_calendars(user, self.source.list_calendars(creds))
+                watched.remove(href)
+                continue
+            for obj_href, etag in etags.items():
                 seen[obj_href] = (href, etag)
         changed = [h for h, (_, etag) in seen.items() if stored.get(h, ("", ""))[1] != etag]
         left = [h for h in stored if h not in seen]

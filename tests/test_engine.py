@@ -258,3 +258,17 @@ def test_changes_first_sync_silent_then_each_change_once(world) -> None:
     poll()
     first, second = [p for p in messenger.posts if "Answers to" in p["message"]]
     assert second["root_id"] == first["id"]
+
+
+def test_calendar_deleted_in_yandex_is_dropped_not_fatal(world) -> None:
+    """A watched calendar that vanished (404) is dropped from the list; polling goes on."""
+    source, cal, clock, messenger, engine, services, repo = world
+    home = source.add_calendar(LOGIN, "events-2", "Home")
+    repo.replace_calendars(USER, services.source.list_calendars(repo.credentials(USER)))
+    run_tick(engine)
+    with source._lock:
+        del source._accounts[LOGIN].calendars[home]
+    clock.advance(seconds=70)
+    run_tick(engine)
+    assert [c.href for c in repo.calendars(USER)] == [cal]
+    assert repo.account(USER).last_sync_at == clock.now  # type: ignore[union-attr]
