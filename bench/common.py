@@ -161,8 +161,8 @@ class ServerProcess:
     # -- seeding ----------------------------------------------------------------------------
 
     def add_users(self, users: Mapping[str, str]) -> None:
-        """Create users (login → password); the child writes htpasswd once, then one PROPFIND
-        per user (parallel) creates each principal."""
+        """Create users (login → password): htpasswd plus one PROPFIND per user (which
+        creates the principal), in parallel in the child."""
         self.call("add_users", users=dict(users))
 
     def make_calendars(self, specs: Iterable[tuple[str, str, str]]) -> list[str]:
@@ -250,9 +250,8 @@ def _serve() -> None:
     pool = ThreadPoolExecutor(max_workers=8)
 
     def add_users(users: dict[str, str]) -> None:
-        for login, password in users.items():
-            # add_user writes htpasswd and PROPFINDs; writing is cheap next to the request
-            server.add_user(login, password)
+        # add_user rewrites htpasswd under its own lock, then PROPFINDs: parallel is safe
+        list(pool.map(lambda item: server.add_user(*item), users.items()))
 
     def make_calendars(specs: list[list[str]]) -> list[str]:
         return list(pool.map(lambda s: server.make_calendar(s[0], s[1], s[2]), specs))

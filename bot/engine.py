@@ -394,12 +394,13 @@ class Engine:
         """One cheap poll: ETags over the window, multiget what changed, check what left;
         re-expand only when something changed or the window moved; diff; store it all with
         its notices in one transaction."""
-        account = self.repo.account(user)
-        creds = self.repo.credentials(user)
-        if account is None or creds is None:
+        found = self.repo.account_with_credentials(user)
+        if found is None:
             return
+        account, creds = found
         start, end = window_for(now)
-        watched = [c.href for c in self.repo.calendars(user) if c.watched]
+        known = self.store.poll_state(user)
+        watched = known.watched
         stored = self.store.object_etags(user)
         seen: dict[str, tuple[str, str]] = {}
         for href in list(watched):
@@ -424,12 +425,13 @@ class Engine:
         if moved_out:  # still exists, outside the window now: read it to tell where it went
             fetched.update({o.href: o for o in self.source.fetch_objects(creds, moved_out)})
 
-        previous_end = self.store.window_end(user)
-        unsynced = self.store.unsynced_calendars(user)
+        previous_end = known.window_end
+        # Only watched calendars are polled, so only they can be baselined: an unwatched one
+        # left unsynced (`calendars 1`, `timezone`) made every later poll a full re-parse.
+        unsynced = known.unsynced & set(watched)
         nothing_new = not changed and not left and previous_end == end and not unsynced
         if nothing_new:
-            self.store.commit_poll(user, upsert={}, delete=[], occurrences=None, notices=[],
-                                   synced_calendars=[], window_end=None, now=now)
+            self.store.touch_sync(user, now)
             return
 
         tz = ZoneInfo(account.timezone)

@@ -69,7 +69,12 @@ def open_database(url: str) -> Database:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db: Database = SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+        # BEGIN IMMEDIATE: our atomic() blocks read, then write. A deferred BEGIN takes a WAL
+        # read snapshot; if another connection commits before our first write, the upgrade
+        # fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) - busy_timeout does
+        # not apply. IMMEDIATE takes the write lock up front, where busy_timeout does wait.
+        db: Database = SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS,
+                                      check_same_thread=False, lock_type="IMMEDIATE")
     else:
         db = connect(url)
     database.initialize(db)

@@ -49,6 +49,15 @@ class StatusMarker:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class PollState:
+    """What a poll reads before it asks the server, in one query."""
+
+    watched: list[str]  # hrefs of the watched calendars, in display order
+    unsynced: set[str]  # calendars (watched or not) without a baseline
+    window_end: datetime | None
+
+
 class EngineStore:
     # -- snapshot -----------------------------------------------------------------------------
     def objects(self, user_id: str) -> dict[str, StoredObject]:
@@ -148,14 +157,27 @@ class EngineStore:
             inserted.append(notice.notice_id)
         return inserted
 
+    def poll_state(self, user_id: str) -> PollState:
+        """Watched calendars, calendars without a baseline and the stored window end: one
+        query (calendar joined to account) instead of three."""
+        query = (CalendarRow.select(CalendarRow.href, CalendarRow.watched, CalendarRow.synced,
+                                    AccountRow.window_end)
+                 .join(AccountRow).where(AccountRow.mm_user_id == user_id)
+                 .order_by(CalendarRow.position, CalendarRow.id).tuples())
+        rows: list[tuple[str, bool, bool, datetime | None]] = list(query)  # type: ignore[arg-type]
+        return PollState(watched=[href for href, watched, _, _ in rows if watched],
+                         unsynced={href for href, _, synced, _ in rows if not synced},
+                         window_end=from_db_time(rows[0][3]) if rows else self.window_end(user_id))
+
+    def touch_sync(self, user_id: str, now: datetime) -> None:
+        """An idle poll: only the sync time moves (as commit_poll would set it). One UPDATE,
+        no read-then-write transaction."""
+        AccountRow.update(last_sync_at=to_db_time(now), auth_notice_sent=False,
+                          needs_password=False).where(AccountRow.mm_user_id == user_id).execute()
+
     def window_end(self, user_id: str) -> datetime | None:
         row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
         return None if row is None else from_db_time(row.window_end)
-
-    def unsynced_calendars(self, user_id: str) -> set[str]:
-        query = (CalendarRow.select(CalendarRow.href).join(AccountRow)
-                 .where((AccountRow.mm_user_id == user_id) & (CalendarRow.synced == False)))  # noqa: E712
-        return {r.href for r in query}
 
     # -- notices ------------------------------------------------------------------------------
     def record_notices(self, user_id: str, notices: list[Notice], now: datetime) -> list[str]:

@@ -75,6 +75,13 @@ class Repository:
     def accounts(self) -> list[Account]:
         return [_account(row) for row in AccountRow.select().order_by(AccountRow.id)]
 
+    def account_with_credentials(self, user_id: str) -> tuple[Account, Credentials] | None:
+        """Both from one row read (a poll needs both, every minute)."""
+        row = self._row(user_id)
+        if row is None:
+            return None
+        return _account(row), Credentials(row.login, self._vault.decrypt(row.password_enc))
+
     def credentials(self, user_id: str) -> Credentials | None:
         row = self._row(user_id)
         if row is None:

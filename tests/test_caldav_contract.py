@@ -573,7 +573,8 @@ def test_etag_only_query_sends_no_calendar_data(radicale_env: Env) -> None:
     calendar, _ = _seed_week(radicale_env)
     server = radicale_env.server
     assert server is not None and server.quirks is not None
-    source, creds = radicale_env.source, radicale_env.creds
+    creds = radicale_env.creds
+    source = _adapter(server.url, relist_seconds=0)  # the REPORT alone, no ctag PROPFIND
 
     source.etags_in_window(creds, calendar, WEEK_START, WEEK_END)
     etag_bytes = server.quirks.counters.bytes_sent
@@ -581,6 +582,30 @@ def test_etag_only_query_sends_no_calendar_data(radicale_env: Env) -> None:
     source.fetch_window(creds, calendar, WEEK_START, WEEK_END)
 
     assert etag_bytes * 3 < server.quirks.counters.bytes_sent
+
+
+@pytest.mark.contract
+def test_unchanged_ctag_answers_from_the_last_listing(radicale_env: Env) -> None:
+    """While the ctag holds still a poll is one PROPFIND; a PUT moves it and lists again;
+    after relist_seconds the window is listed even with the same ctag (Y2)."""
+    calendar, hrefs = _seed_week(radicale_env)
+    server = radicale_env.server
+    assert server is not None and server.quirks is not None
+    clock = [0.0]
+    source = _adapter(server.url, relist_seconds=600, monotonic=lambda: clock[0])
+    creds = radicale_env.creds
+    first = source.etags_in_window(creds, calendar, WEEK_START, WEEK_END)
+    server.quirks.reset_counters()
+    assert source.etags_in_window(creds, calendar, WEEK_START, WEEK_END) == first
+    assert dict(server.quirks.counters.by_method) == {"PROPFIND": 1}
+    radicale_env.put(calendar, "review-1.ics", SINGLE_REVIEW.replace("SUMMARY:", "SUMMARY:x"))
+    after = source.etags_in_window(creds, calendar, WEEK_START, WEEK_END)
+    assert after[hrefs["single"]] != first[hrefs["single"]]
+    server.quirks.reset_counters()
+    clock[0] = 601.0
+    source.etags_in_window(creds, calendar, WEEK_START, WEEK_END)
+    assert dict(server.quirks.counters.by_method) == {"PROPFIND": 1, "REPORT": 1}
+    source.close()
 
 
 @pytest.mark.contract

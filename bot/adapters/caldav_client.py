@@ -73,6 +73,12 @@ _PROP_RESOURCETYPE = "{DAV:}resourcetype"
 _PROP_DISPLAYNAME = "{DAV:}displayname"
 _PROP_COMPONENTS = f"{{{_CALDAV}}}supported-calendar-component-set"
 _CALENDAR_TYPE = f"{{{_CALDAV}}}calendar"
+_PROP_CTAG = "{http://calendarserver.org/ns/}getctag"
+_CTAG_PROPFIND = (
+    '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" '
+    'xmlns:CS="http://calendarserver.org/ns/"><D:prop><CS:getctag/></D:prop></D:propfind>'
+)
+RELIST_SECONDS = 300.0  # Y2: an unchanged ctag is trusted at most this long, then we list anyway
 
 
 # -- hrefs ------------------------------------------------------------------------------------
@@ -257,6 +263,8 @@ class YandexCalDAV:
         max_concurrency: int = 8,
         max_clients: int = 64,
         batch_size: int = MULTIGET_BATCH,
+        relist_seconds: float = RELIST_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -272,6 +280,12 @@ class YandexCalDAV:
         self._batch = max(1, batch_size)
         self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
         self._pool = _ClientPool(self._new_client, max_clients)
+        self._relist = relist_seconds
+        self._monotonic = monotonic
+        # (login, calendar href) → (window, ctag, etags, listed at): the last ETag listing
+        self._listings: dict[tuple[str, str], tuple[tuple[datetime, datetime], str,
+                                                     dict[str, str], float]] = {}
+        self._listings_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -351,14 +365,37 @@ class YandexCalDAV:
         if end <= start:
             return {}
         href = canonical_href(calendar_href)
-        body = _calendar_query(start, end, with_data=False)
+        key = (creds.login, href)
+        with self._listings_lock:
+            last = self._listings.get(key)
         with self._pool.lease(creds) as client:
+            # One small PROPFIND for the collection's ctag first: while it has not moved, the
+            # window is the same and the last listing is younger than ``relist_seconds`` (Y2:
+            # Yandex's ctag may miss an edit), the last listing is the answer.
+            ctag = self._ctag(client, creds, href) if self._relist > 0 else None
+            if (ctag and last is not None and last[0] == (start, end) and last[1] == ctag
+                    and self._monotonic() - last[3] < self._relist):
+                return dict(last[2])
+            listed_at = self._monotonic()
+            body = _calendar_query(start, end, with_data=False)
             response = self._send(client, creds, "REPORT", href, body, {"Depth": "1"})
         etags: dict[str, str] = {}
         for result in _parse_report(response):
             if result.status == 200:
                 etags[canonical_href(result.href)] = result.etag or ""
+        if ctag:  # read before the listing: a change in between moves it again next time
+            with self._listings_lock:
+                self._listings[key] = ((start, end), ctag, dict(etags), listed_at)
         return etags
+
+    def _ctag(self, client: DAVClient, creds: Credentials, href: str) -> str | None:
+        """The collection's CalendarServer ctag (caldav's propfind builder drops unknown
+        properties, so the body is written out)."""
+        response = self._send(client, creds, "PROPFIND", href, _CTAG_PROPFIND, {"Depth": "0"})
+        try:
+            return _first_prop(list(response.parse_propfind()), _PROP_CTAG)
+        except caldav_error.DAVError:
+            return None
 
     def fetch_objects(self, creds: Credentials, hrefs: Iterable[str]) -> list[RawObject]:
         """calendar-multiget in batches, one REPORT per batch and calendar.
