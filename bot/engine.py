@@ -36,7 +36,7 @@ from bot.core.texts import t
 from bot.errors import AuthRefused, CalendarError, IcsError
 from bot.ports import CalendarSource
 from bot.services import me_address
-from storage.engine_store import EngineStore, PendingNotice, StatusMarker, StoredObject
+from storage.engine_store import EngineStore, PendingNotice, StoredObject
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class _UserState:
     upcoming: list[Occurrence] = field(default_factory=list)
     reminded: set[str] = field(default_factory=set)
     agenda_last: date | None = None
-    marker: StatusMarker | None = None  # what the bot last set as the user's custom status
+    marker: BotStatus | None = None  # what the bot last set as the user's custom status
     status_checked: tuple[datetime | None, datetime] | None = None  # (desired, when)
 
 
@@ -266,8 +266,7 @@ class Engine:
                 text=raw.get("text") or None,
                 expires_at=expires,
             )
-            marker = state.marker
-            last = BotStatus(marker.emoji, marker.text, marker.expires_at) if marker else None
+            last = state.marker
             if not account.notifications.status:
                 occurrences = []
             decision = decide_status(occurrences, now=now, current=current, last_set=last,
@@ -275,7 +274,7 @@ class Engine:
             if isinstance(decision, Set):
                 messenger.set_custom_status(user, decision.emoji, decision.text,
                                             decision.expires_at)
-                state.marker = StatusMarker(decision.emoji, decision.text, decision.expires_at)
+                state.marker = BotStatus(decision.emoji, decision.text, decision.expires_at)
                 self.store.set_status_marker(user, state.marker)
                 log.info("status.set user=%s expires=%s", user, decision.expires_at.isoformat())
             elif isinstance(decision, Clear):

@@ -10,6 +10,7 @@ from datetime import datetime
 from peewee import fn
 
 from bot.core.model import Notice, Occurrence
+from bot.core.status import BotStatus
 from storage.models import (
     AccountRow,
     CalendarRow,
@@ -40,13 +41,6 @@ class StoredObject:
     calendar: str
     etag: str
     ics: str
-
-
-@dataclass(frozen=True)
-class StatusMarker:
-    emoji: str
-    text: str
-    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -246,22 +240,22 @@ class EngineStore:
         ).execute()
 
     # -- account flags ------------------------------------------------------------------------
-    def status_marker(self, user_id: str) -> StatusMarker | None:
+    def status_marker(self, user_id: str) -> BotStatus | None:
         row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
         if row is None or row.bot_status_expires is None:
             return None
-        return StatusMarker(row.bot_status_emoji or "", row.bot_status_text or "",
+        return BotStatus(row.bot_status_emoji or "", row.bot_status_text or "",
                             from_db_time(row.bot_status_expires))  # type: ignore[arg-type]
 
-    def status_markers(self) -> dict[str, StatusMarker]:
+    def status_markers(self) -> dict[str, BotStatus]:
         query = AccountRow.select().where(AccountRow.bot_status_expires.is_null(False))
         return {
-            r.mm_user_id: StatusMarker(r.bot_status_emoji or "", r.bot_status_text or "",
+            r.mm_user_id: BotStatus(r.bot_status_emoji or "", r.bot_status_text or "",
                                        from_db_time(r.bot_status_expires))  # type: ignore[arg-type]
             for r in query
         }
 
-    def set_status_marker(self, user_id: str, marker: StatusMarker | None) -> None:
+    def set_status_marker(self, user_id: str, marker: BotStatus | None) -> None:
         AccountRow.update(
             bot_status_emoji=marker.emoji if marker else None,
             bot_status_text=marker.text if marker else None,
