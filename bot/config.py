@@ -28,7 +28,7 @@ FIELDS: dict[str, tuple[type, object]] = {
     "YC_DATABASE_URL": (str, "sqlite:///data/bot.db"),
     "YC_POLL_SECONDS": (int, 60),
     "YC_DEFAULT_TIMEZONE": (str, "Europe/Moscow"),
-    "YC_TICK_SECONDS": (float, 5.0),
+    "YC_TICK_SECONDS": (float, 1.0),
     "YC_WORKERS": (int, 8),
     "YC_CALDAV_TIMEOUT": (float, 20.0),
     "YC_LOG_LEVEL": (str, "INFO"),

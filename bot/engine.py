@@ -30,7 +30,7 @@ from bot.core.notices import (
     change_notices,
     reminder_message,
 )
-from bot.core.reminders import due_reminders, next_reminder
+from bot.core.reminders import due_reminders, is_remindable, next_reminder
 from bot.core.status import BotStatus, Clear, CurrentStatus, Set, busy_block_end, decide_status
 from bot.core.texts import t
 from bot.errors import AuthRefused, CalendarError, IcsError
@@ -49,6 +49,9 @@ MAX_BACKOFF = timedelta(minutes=30)
 AUTH_PROBE = timedelta(minutes=30)  # a refused password is retried this seldom
 STATUS_RECHECK = timedelta(minutes=5)
 KEEP_NOTICES = timedelta(days=3)
+ACCOUNTS_REFRESH = timedelta(seconds=30)  # settings changed in chat apply within this (or at once,
+# when the plugin calls accounts_changed())
+MAX_SLEEP = timedelta(hours=1)  # an account is looked at at least this often
 
 
 class MessengerPort(Protocol):
@@ -76,6 +79,11 @@ class _UserState:
     agenda_last: date | None = None
     marker: BotStatus | None = None  # what the bot last set as the user's custom status
     status_checked: tuple[datetime | None, datetime] | None = None  # (desired, when)
+    # Nothing this account's tick decides (reminders, agenda, status) can change before
+    # wake_at; None = look at it on the next tick (new snapshot, new settings, ...).
+    wake_at: datetime | None = None
+    settings: tuple[Any, ...] | None = None  # (zone, language, notifications) last looked at
+    synced: bool = False  # a poll has stored a snapshot (gates the agenda)
 
 
 class Engine:
@@ -109,6 +117,8 @@ class Engine:
         self._loaded = False
         self._last_prune: datetime | None = None
         self._futures: set[Future[None]] = set()
+        self._accounts: list[Account] = []
+        self._accounts_at: datetime | None = None
         self.ticks = 0
 
     def _submit(self, pool: ThreadPoolExecutor, job: Callable[..., None], *args: Any) -> None:
@@ -133,6 +143,10 @@ class Engine:
         """One short job on mmpy-bot's scheduler (the global ``schedule``): no second loop."""
         scheduler.every(tick_seconds).seconds.do(self.tick)
 
+    def accounts_changed(self) -> None:
+        """An account was connected, changed or removed: re-read the accounts on the next tick."""
+        self._accounts_at = None
+
     def shutdown(self) -> None:
         self._polls.shutdown(wait=False, cancel_futures=True)
         self._sends.shutdown(wait=False, cancel_futures=True)
@@ -151,6 +165,7 @@ class Engine:
             days = [date.fromisoformat(i.split("|", 1)[1]) for i in agendas.get(account.user_id, ())]
             state.agenda_last = max(days, default=None)
             state.marker = markers.get(account.user_id)
+            state.synced = account.last_sync_at is not None
         self._loaded = True
 
     def _state(self, user_id: str, now: datetime, initial: bool = False) -> _UserState:
@@ -164,21 +179,28 @@ class Engine:
 
     # -- the tick -----------------------------------------------------------------------------
     def tick(self) -> None:
-        """Decide and dispatch; never waits for the network."""
+        """Decide and dispatch; never waits for the network. Cheap when little is due: the
+        accounts are cached, an account is looked at only when something can be due
+        (``wake_at``), and the tick's notices are recorded in one transaction."""
         now = self.clock()
         try:
             if not self._loaded:
                 self._load(now)
-            accounts = self.repo.accounts()
-            known = {a.user_id for a in accounts}
-            with self._lock:
-                for gone in set(self._users) - known:
-                    del self._users[gone]
+            accounts = self._current_accounts(now)
+            decided: dict[str, tuple[list[Notice], list[str]]] = {}
             for account in accounts:
                 try:
-                    self._tick_account(account, now)
+                    found = self._tick_account(account, now)
                 except Exception:
                     log.exception("tick.account_failed user=%s", account.user_id)
+                    continue
+                if found is not None:
+                    decided[account.user_id] = found
+            if decided:
+                try:
+                    self._record(decided, now)
+                except Exception:
+                    log.exception("tick.record_failed users=%d", len(decided))
             self._dispatch_pending(now)
             if self._last_prune is None or now - self._last_prune > timedelta(hours=1):
                 self.store.prune(now - KEEP_NOTICES)
@@ -187,51 +209,109 @@ class Engine:
             log.exception("tick.failed")
         self.ticks += 1
 
-    def _tick_account(self, account: Account, now: datetime) -> None:
-        user = account.user_id
-        with self._lock:
-            state = self._state(user, now)
-            if user not in self._polling and now >= state.next_poll:
-                self._polling.add(user)
-                self._submit(self._polls, self._poll_job, user)
-        tz = ZoneInfo(account.timezone)
-        settings = account.notifications
-        notices: list[Notice] = []
-        covered: list[str] = []
-        if settings.leads:
-            for rem in due_reminders(state.upcoming, leads=settings.leads, now=now,
-                                     already=state.reminded):
-                notices.append(Notice(
-                    rem.notice_id, "reminder", reminder_message(rem, tz, account.language, now),
-                    expires_at=rem.occurrence.start,
-                ))
-                covered += [c for c in rem.covers if c != rem.notice_id]
-        if settings.daily_at and account.last_sync_at is not None:
-            plan = DailyPlan(time.fromisoformat(settings.daily_at), settings.daily_weekdays)
-            day = agenda_due(plan, tz=tz, now=now, last_sent=state.agenda_last)
-            if day is not None:
-                notices.append(Notice(
-                    f"agenda|{day.isoformat()}", "agenda",
-                    agenda_message(state.upcoming, day, tz, account.language),
-                    expires_at=now + timedelta(hours=2),
-                ))
-        if notices or covered:
-            # covered ids (coinciding lead times) are recorded as dropped: never sent, never due
-            self.store.record_notices(user, notices, now)
-            self.store.record_notices(
-                user, [Notice(c, "covered", "", expires_at=now) for c in covered], now)
+    def _current_accounts(self, now: datetime) -> list[Account]:
+        """The accounts, re-read from the database every ACCOUNTS_REFRESH (reading 1000 rows
+        each tick costs ~50 ms and, under load, seconds of waiting for the GIL)."""
+        if self._accounts_at is None or now - self._accounts_at >= ACCOUNTS_REFRESH:
+            self._accounts = self.repo.accounts()
+            self._accounts_at = now
+            known = {a.user_id for a in self._accounts}
+            with self._lock:
+                for gone in set(self._users) - known:
+                    del self._users[gone]
+        return self._accounts
+
+    def _record(self, decided: dict[str, tuple[list[Notice], list[str]]], now: datetime) -> None:
+        """Record the tick's notices in one transaction, then remember them in memory."""
+        # covered ids (coinciding lead times) are recorded as dropped: never sent, never due
+        try:
+            self.store.record_many({
+                user: notices + [Notice(c, "covered", "", expires_at=now) for c in covered]
+                for user, (notices, covered) in decided.items()
+            }, now)
+        except Exception:
+            for user in decided:  # not recorded: decide them again on the next tick
+                if (state := self._users.get(user)) is not None:
+                    state.wake_at = None
+            raise
+        for user, (notices, covered) in decided.items():
+            state = self._users.get(user)
+            if state is None:
+                continue
             for notice in notices:
                 if notice.kind == "reminder":
                     state.reminded.add(notice.notice_id)
                 elif notice.kind == "agenda":
                     state.agenda_last = date.fromisoformat(notice.notice_id.split("|", 1)[1])
             state.reminded.update(covered)
-        self._tick_status(account, state, now)
+
+    def _tick_account(self, account: Account,
+                      now: datetime) -> tuple[list[Notice], list[str]] | None:
+        """Notices due for this account (to record), or None when there are none."""
+        user = account.user_id
+        with self._lock:
+            state = self._state(user, now)
+            if user not in self._polling and now >= state.next_poll:
+                self._polling.add(user)
+                self._submit(self._polls, self._poll_job, user)
+            settings_key = (account.timezone, account.language, account.notifications)
+            if settings_key != state.settings:
+                state.settings, state.wake_at = settings_key, None
+            if state.wake_at is not None and now < state.wake_at:
+                return None
+            upcoming = state.upcoming
+        tz = ZoneInfo(account.timezone)
+        settings = account.notifications
+        notices: list[Notice] = []
+        covered: list[str] = []
+        if settings.leads:
+            for rem in due_reminders(upcoming, leads=settings.leads, now=now,
+                                     already=state.reminded):
+                notices.append(Notice(
+                    rem.notice_id, "reminder", reminder_message(rem, tz, account.language, now),
+                    expires_at=rem.occurrence.start,
+                ))
+                covered += [c for c in rem.covers if c != rem.notice_id]
+        if settings.daily_at and (state.synced or account.last_sync_at is not None):
+            plan = DailyPlan(time.fromisoformat(settings.daily_at), settings.daily_weekdays)
+            day = agenda_due(plan, tz=tz, now=now, last_sent=state.agenda_last)
+            if day is not None:
+                notices.append(Notice(
+                    f"agenda|{day.isoformat()}", "agenda",
+                    agenda_message(upcoming, day, tz, account.language),
+                    expires_at=now + timedelta(hours=2),
+                ))
+        wake = min(self._tick_status(account, state, now),
+                   self._next_wake(account, upcoming, state.marker, now))
+        with self._lock:
+            if state.upcoming is upcoming:  # else a poll just stored a newer snapshot
+                state.wake_at = wake
+        return (notices, covered) if notices or covered else None
+
+    def _next_wake(self, account: Account, upcoming: list[Occurrence],
+                   marker: BotStatus | None, now: datetime) -> datetime:
+        """The first moment after ``now`` at which a reminder, the agenda or the busy block
+        can change: a reminder's due time, the agenda's time, a meeting's start or end, the
+        bot's status expiry. Until then the tick skips this account."""
+        settings = account.notifications
+        moments = [now + MAX_SLEEP]
+        leads = [timedelta(minutes=lead) for lead in settings.leads if lead > 0]
+        for occ in upcoming:
+            moments += [m for m in (occ.start, occ.end) if m > now]
+            if leads and is_remindable(occ):
+                moments += [due for lead in leads if (due := occ.start - lead) > now]
+        if settings.daily_at:
+            plan = DailyPlan(time.fromisoformat(settings.daily_at), settings.daily_weekdays)
+            moments.append(next_agenda_at(plan, tz=ZoneInfo(account.timezone), now=now))
+        if marker is not None:
+            moments.append(marker.expires_at)
+        return min(moments)
 
     # -- status ------------------------------------------------------------------------------
-    def _tick_status(self, account: Account, state: _UserState, now: datetime) -> None:
+    def _tick_status(self, account: Account, state: _UserState, now: datetime) -> datetime:
         """Hand a status check to the sender pool only when the wanted expiry differs from
-        what the bot last set; a Keep (the user's own status, DND) is re-checked seldom."""
+        what the bot last set; a Keep (the user's own status, DND) is re-checked seldom.
+        Returns when to look again for the status' sake alone."""
         user = account.user_id
         wanted = busy_block_end(state.upcoming, now=now) if account.notifications.status else None
         marker = state.marker
@@ -240,16 +320,17 @@ class Engine:
             state.marker = marker = None
             self.store.set_status_marker(user, None)
         if wanted == (marker.expires_at if marker else None):
-            return
+            return now + MAX_SLEEP
         checked = state.status_checked
         if checked and checked[0] == wanted and now - checked[1] < STATUS_RECHECK:
-            return
+            return checked[1] + STATUS_RECHECK
         with self._lock:
             if user in self._status_busy:
-                return
+                return now  # a check is running: look again on the next tick
             self._status_busy.add(user)
         state.status_checked = (wanted, now)
         self._submit(self._sends, self._status_job, account, state)
+        return now + STATUS_RECHECK
 
     def _status_job(self, account: Account, state: _UserState) -> None:
         user = account.user_id
@@ -328,6 +409,8 @@ class Engine:
     def _send_job(self, notice: PendingNotice) -> None:
         now = self.clock()
         try:
+            if not self.store.still_pending(notice.pk):
+                return  # posted by a job that finished after this tick read `pending`
             if notice.kind == "covered" or (notice.expires_at and now >= notice.expires_at):
                 self.store.mark_dropped(notice.pk)
                 if notice.kind != "covered":
@@ -480,8 +563,12 @@ class Engine:
         )
         state = self._users.get(user)
         if state is not None:
-            state.upcoming = [o for o in occurrences
-                              if o.end > now - HORIZON_BACK and o.start < now + HORIZON_AHEAD]
+            upcoming = [o for o in occurrences
+                        if o.end > now - HORIZON_BACK and o.start < now + HORIZON_AHEAD]
+            with self._lock:
+                state.upcoming = upcoming
+                state.synced = True
+                state.wake_at = None  # a new snapshot: look at it on the next tick
         log.info("poll.done user=%s changed=%d gone=%d notices=%d", user, len(changed),
                  len(gone), len(recorded))
 

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # they must not be Markdown-escaped. Everything else may hold user or calendar text.
 _TRUSTED_PARAMS = {"suggestion", "count", "days", "command"}
 SECRET_COMMANDS = ("connect", "password")
+READ_ONLY_COMMANDS = frozenset(
+    {"help", "check", "today", "tomorrow", "week", "month", "date", "range", "next"})
 
 
 def describe_notifications(settings: NotificationSettings, lang: str) -> str:
@@ -107,6 +109,8 @@ class CalendarPlugin(Plugin):
             if command.name in SECRET_COMMANDS and len(command.args) >= 1:
                 root_id = self._protect_secret(message, command, lang)
             reply = self._dispatch(command, message, lang)
+            if self.engine is not None and command.name not in READ_ONLY_COMMANDS:
+                self.engine.accounts_changed()  # settings apply on the next tick
         except _AlreadyAnswered:
             return
         except BotError as exc:

@@ -3,7 +3,9 @@ status marker. Each public method is one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,6 +54,18 @@ class PollState:
     window_end: datetime | None
 
 
+# One writer at a time, queued in this process. Left to SQLite, a writer that finds the
+# database locked polls for it with sleeps growing to 100 ms, so with eight pollers writing
+# the tick (one thread) waited seconds for each of its transactions.
+_WRITES = threading.Lock()
+
+
+@contextmanager
+def _transaction() -> Iterator[None]:
+    with _WRITES, database.atomic():
+        yield
+
+
 class EngineStore:
     # -- snapshot -----------------------------------------------------------------------------
     def objects(self, user_id: str) -> dict[str, StoredObject]:
@@ -98,7 +112,7 @@ class EngineStore:
         """Store a poll's result in one transaction: object copies, the new snapshot (None: the
         snapshot is unchanged), the notices its diff produced, calendars now baselined, and
         the sync time. Returns the ids of the notices newly recorded."""
-        with database.atomic():
+        with _transaction():
             account = AccountRow.get(AccountRow.mm_user_id == user_id)
             hrefs = list(delete)
             if hrefs:
@@ -176,11 +190,21 @@ class EngineStore:
     # -- notices ------------------------------------------------------------------------------
     def record_notices(self, user_id: str, notices: list[Notice], now: datetime) -> list[str]:
         """Record notices (ignoring ids already recorded); returns the ids newly recorded."""
-        with database.atomic():
+        with _transaction():
             account = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
             if account is None:
                 return []
             return self._insert_notices(account, notices, now)
+
+    def record_many(self, batch: dict[str, list[Notice]], now: datetime) -> dict[str, list[str]]:
+        """``record_notices`` for several users in ONE transaction (one tick's notices)."""
+        recorded: dict[str, list[str]] = {}
+        with _transaction():
+            rows = AccountRow.select().where(AccountRow.mm_user_id.in_(list(batch)))
+            for account in rows:
+                recorded[account.mm_user_id] = self._insert_notices(
+                    account, batch[account.mm_user_id], now)
+        return recorded
 
     def notice_ids_since(self, since: datetime, prefix: str) -> dict[str, set[str]]:
         """user → ids of notices recorded since ``since`` whose id starts with ``prefix``."""
@@ -204,16 +228,26 @@ class EngineStore:
             for r in query
         ]
 
+    def still_pending(self, pk: int) -> bool:
+        """Neither sent nor dropped. A send job asks first: the tick may have read the notice
+        as pending just before another job posted it and marked it sent."""
+        return bool(NoticeRow.select(NoticeRow.id).where(
+            (NoticeRow.id == pk) & NoticeRow.sent_at.is_null()
+            & (NoticeRow.dropped == False)).exists())  # noqa: E712
+
     def mark_sent(self, pk: int, post_id: str, now: datetime) -> None:
-        NoticeRow.update(sent_at=to_db_time(now), post_id=post_id,
-                         attempts=NoticeRow.attempts + 1).where(NoticeRow.id == pk).execute()
+        with _WRITES:
+            NoticeRow.update(sent_at=to_db_time(now), post_id=post_id,
+                             attempts=NoticeRow.attempts + 1).where(NoticeRow.id == pk).execute()
 
     def mark_failed(self, pk: int, retry_at: datetime) -> None:
-        NoticeRow.update(attempts=NoticeRow.attempts + 1,
-                         next_attempt_at=to_db_time(retry_at)).where(NoticeRow.id == pk).execute()
+        with _WRITES:
+            NoticeRow.update(attempts=NoticeRow.attempts + 1,
+                             next_attempt_at=to_db_time(retry_at)).where(NoticeRow.id == pk).execute()
 
     def mark_dropped(self, pk: int) -> None:
-        NoticeRow.update(dropped=True).where(NoticeRow.id == pk).execute()
+        with _WRITES:
+            NoticeRow.update(dropped=True).where(NoticeRow.id == pk).execute()
 
     def sent_count(self) -> int:
         return int(NoticeRow.select(fn.COUNT(NoticeRow.id)).where(
@@ -226,18 +260,20 @@ class EngineStore:
         return None if row is None else str(row.post_id)
 
     def set_thread_post(self, user_id: str, thread_key: str, post_id: str) -> None:
-        account = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
-        if account is None:
-            return
-        (ThreadRow.insert(account=account, thread_key=thread_key, post_id=post_id)
-         .on_conflict_ignore().execute())
+        with _WRITES:
+            account = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
+            if account is None:
+                return
+            (ThreadRow.insert(account=account, thread_key=thread_key, post_id=post_id)
+             .on_conflict_ignore().execute())
 
     def prune(self, before: datetime) -> None:
         """Forget sent or dropped notices older than ``before`` (their ids can't recur)."""
-        NoticeRow.delete().where(
-            (NoticeRow.created_at < to_db_time(before))
-            & (NoticeRow.sent_at.is_null(False) | (NoticeRow.dropped == True))  # noqa: E712
-        ).execute()
+        with _WRITES:
+            NoticeRow.delete().where(
+                (NoticeRow.created_at < to_db_time(before))
+                & (NoticeRow.sent_at.is_null(False) | (NoticeRow.dropped == True))  # noqa: E712
+            ).execute()
 
     # -- account flags ------------------------------------------------------------------------
     def status_marker(self, user_id: str) -> BotStatus | None:
@@ -256,16 +292,18 @@ class EngineStore:
         }
 
     def set_status_marker(self, user_id: str, marker: BotStatus | None) -> None:
-        AccountRow.update(
-            bot_status_emoji=marker.emoji if marker else None,
-            bot_status_text=marker.text if marker else None,
-            bot_status_expires=to_db_time(marker.expires_at) if marker else None,
-        ).where(AccountRow.mm_user_id == user_id).execute()
+        with _WRITES:
+            AccountRow.update(
+                bot_status_emoji=marker.emoji if marker else None,
+                bot_status_text=marker.text if marker else None,
+                bot_status_expires=to_db_time(marker.expires_at) if marker else None,
+            ).where(AccountRow.mm_user_id == user_id).execute()
 
     def block_status(self, user_id: str) -> None:
         """The server refused custom statuses: stop trying for this user."""
-        AccountRow.update(status_blocked=True, status_on=False).where(
-            AccountRow.mm_user_id == user_id).execute()
+        with _WRITES:
+            AccountRow.update(status_blocked=True, status_on=False).where(
+                AccountRow.mm_user_id == user_id).execute()
 
     def status_blocked(self, user_id: str) -> bool:
         row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
@@ -273,7 +311,7 @@ class EngineStore:
 
     def record_auth_failure(self, user_id: str, error_key: str, now: datetime) -> bool:
         """Mark "needs a new app password"; True when the user has not been told yet."""
-        with database.atomic():
+        with _transaction():
             row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
             if row is None:
                 return False
