@@ -70,6 +70,7 @@ from bench.common import ServerProcess, cpu_seconds, rss_peak_mb  # noqa: E402
 from bot.adapters.caldav_client import YandexCalDAV  # noqa: E402
 from bot.adapters.mattermost import Profile  # noqa: E402
 from bot.clock import utc_now  # noqa: E402
+from bot.config import FIELDS  # noqa: E402
 from bot.core.model import NotificationSettings  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from bot.logs import RedactingFilter  # noqa: E402
@@ -407,7 +408,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds of ticking after the engine starts "
                              "(default: lead-in + 180)")
-    parser.add_argument("--tick", type=float, default=5.0, help="YC_TICK_SECONDS")
+    parser.add_argument("--tick", type=float, default=FIELDS["YC_TICK_SECONDS"][1],
+                        help="YC_TICK_SECONDS (default: the bot's)")
     parser.add_argument("--poll", type=int, default=60, help="YC_POLL_SECONDS")
     parser.add_argument("--workers", type=int, default=8, help="YC_WORKERS")
     parser.add_argument("--lead-in", type=float, default=None,
