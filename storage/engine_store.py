@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import fn
-
 from bot.core.model import Notice, Occurrence
 from bot.core.status import BotStatus
 from storage.models import (
@@ -249,10 +247,6 @@ class EngineStore:
         with _WRITES:
             NoticeRow.update(dropped=True).where(NoticeRow.id == pk).execute()
 
-    def sent_count(self) -> int:
-        return int(NoticeRow.select(fn.COUNT(NoticeRow.id)).where(
-            NoticeRow.sent_at.is_null(False)).scalar() or 0)
-
     def thread_post(self, user_id: str, thread_key: str) -> str | None:
         row = (ThreadRow.select(ThreadRow.post_id).join(AccountRow)
                .where((AccountRow.mm_user_id == user_id) & (ThreadRow.thread_key == thread_key))
@@ -304,10 +298,6 @@ class EngineStore:
         with _WRITES:
             AccountRow.update(status_blocked=True, status_on=False).where(
                 AccountRow.mm_user_id == user_id).execute()
-
-    def status_blocked(self, user_id: str) -> bool:
-        row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
-        return bool(row and row.status_blocked)
 
     def record_auth_failure(self, user_id: str, error_key: str, now: datetime) -> bool:
         """Mark "needs a new app password"; True when the user has not been told yet."""
