@@ -143,3 +143,16 @@ class Notice:
     message: str
     thread_key: str | None = None
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The end of an answer to an invitation written to the server.
+
+    ``state`` is "answered" (the object now carries the user's new PARTSTAT; ``stored`` is the
+    object as read back) or "gone" (the server dropped the user's copy, which Yandex does after
+    a decline: the expected end of a decline, ``stored`` is None).
+    """
+
+    state: str  # "answered" | "gone"
+    stored: RawObject | None = None
