@@ -27,7 +27,7 @@ from tests.ics_fixtures import fixture_names, load_ics
 MSK = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
-ME = "me@ya.ru"  # Yandex stores it as me@yandex.ru (Y11)
+ME = "me@ya.ru"  # Yandex stores it as me@yandex.ru
 FAST = settings(max_examples=40, deadline=None)
 
 # A window covering every fixture.
@@ -63,6 +63,14 @@ def only(fixture: str, **kwargs: object) -> Occurrence:
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def msk(*args: int) -> datetime:
+    return datetime(*args, tzinfo=MSK)  # type: ignore[misc]
+
+
+def ny(*args: int) -> datetime:
+    return datetime(*args, tzinfo=NEW_YORK)  # type: ignore[misc]
 
 
 def msk_day(day: date) -> tuple[datetime, datetime]:
@@ -154,14 +162,14 @@ def test_floating_series_keys_do_not_depend_on_viewer_zone() -> None:
 
 
 def test_event_dt_windows_tz_with_inline_vtimezone() -> None:
-    """A Windows TZID with Outlook's VTIMEZONE block is honoured (Y12)."""
+    """A Windows TZID with Outlook's VTIMEZONE block is honoured."""
     occ = only("event_dt_windows_tz")
     assert (occ.start, occ.end) == (utc(2026, 11, 10, 7), utc(2026, 11, 10, 8))
     assert occ.link is not None and occ.link.startswith("https://teams.microsoft.com/l/")
 
 
 def test_event_dt_windows_tz_mapped_without_vtimezone() -> None:
-    """Without a VTIMEZONE, icalendar 7 maps 'Russian Standard Time' to Europe/Moscow (Y12)."""
+    """Without a VTIMEZONE, icalendar 7 maps 'Russian Standard Time' to Europe/Moscow."""
     ics = load_ics("event_dt_windows_tz")
     head, _, rest = ics.partition("BEGIN:VTIMEZONE")
     _, _, tail = rest.partition("END:VTIMEZONE\n")
@@ -270,7 +278,7 @@ def test_event_dt_attendees_answers_as_attendee(me: str, partstat: str | None) -
 
 
 def test_organizer_not_among_attendees_counts_as_accepted() -> None:
-    """An organizer missing from ATTENDEE (Y11) has my_partstat ACCEPTED."""
+    """An organizer missing from ATTENDEE (as Yandex writes it) has my_partstat ACCEPTED."""
     occ = only("event_dt_telemost", me="Sokolova@ya.ru")
     assert occ.organized_by_me
     assert occ.my_partstat == ACCEPTED
@@ -308,7 +316,7 @@ def test_event_d_allday_follows_viewer_zone() -> None:
 
 
 def test_event_d_allday_not_in_adjacent_day() -> None:
-    """Y7: an all-day event does not leak into the day before or after in the viewer's zone."""
+    """An all-day event does not leak into the day before or after in the viewer's zone."""
     for day, expected in [(date(2026, 11, 30), 0), (date(2026, 12, 1), 1), (date(2026, 12, 2), 0)]:
         assert len(parse("event_d_allday", *msk_day(day))) == expected, day
 
@@ -498,6 +506,119 @@ def test_this_and_future_override_keeps_distinct_slot_keys() -> None:
     assert [o.start.hour for o in occurrences] == [7, 7, 9, 9, 9]
 
 
+# --- floating series with zoned values -------------------------------------------------------
+#
+# A floating series is wall time in the viewer's zone; a UTC or zoned value inside it names an
+# instant, which counts at the wall time that instant shows in the viewer's zone.
+
+FLOATING_EXCEPTIONS = "event_dt_rr_floating_zoned_exdate_rdate"
+
+
+def test_floating_series_with_zoned_exdate_and_rdate_keeps_wall_time() -> None:
+    """UTC and Berlin EXDATEs remove the 09:00 Moscow slots they denote, UTC RDATEs (one a
+    PERIOD) add their instants, and the series stays at 09:00 in the viewer's zone."""
+    occurrences = parse(FLOATING_EXCEPTIONS)
+    assert [(o.start, o.end) for o in occurrences] == [
+        (msk(2026, 12, 9, 9), msk(2026, 12, 9, 9, 30)),
+        (msk(2026, 12, 17, 15), msk(2026, 12, 17, 15, 30)),
+        (msk(2026, 12, 18, 13), msk(2026, 12, 18, 14)),
+        (msk(2026, 12, 30, 9), msk(2026, 12, 30, 9, 30)),
+    ]
+    assert [o.recurrence_id for o in occurrences] == [
+        "2026-12-09T09:00:00",
+        "2026-12-17T15:00:00",
+        "2026-12-18T13:00:00",
+        "2026-12-30T09:00:00",
+    ]
+
+
+def test_floating_series_with_zoned_exdate_seen_from_new_york() -> None:
+    """From New York the series is at 09:00 New York time; the excluded instants are 01:00
+    there, no slot of the series, so nothing is removed; the RDATEs keep their instants."""
+    occurrences = parse(FLOATING_EXCEPTIONS, tz=NEW_YORK)
+    assert [o.start for o in occurrences] == [
+        ny(2026, 12, 9, 9),
+        ny(2026, 12, 16, 9),
+        utc(2026, 12, 17, 12),
+        utc(2026, 12, 18, 10),
+        ny(2026, 12, 23, 9),
+        ny(2026, 12, 30, 9),
+    ]
+
+
+def test_floating_series_date_exdate_next_to_zoned_exdate() -> None:
+    """An EXDATE;VALUE=DATE on a timed floating series removes that day's occurrence, also
+    when other EXDATEs of the series are zoned."""
+    ics = load_ics(FLOATING_EXCEPTIONS).replace(
+        "RDATE:20261217", "EXDATE;VALUE=DATE:20261230\nRDATE:20261217"
+    )
+    starts = [o.start for o in parse(FLOATING_EXCEPTIONS, ics=ics)]
+    assert starts == [msk(2026, 12, 9, 9), msk(2026, 12, 17, 15), msk(2026, 12, 18, 13)]
+
+
+def test_floating_series_until_in_utc() -> None:
+    """UNTIL given in UTC for a floating series ends it at that instant in the viewer's zone:
+    06:00Z is 09:00 in Moscow (Dec 30 included) but 01:00 in New York (Dec 30 excluded)."""
+    name = "event_dt_rr_floating_utc_until"
+    assert [o.start for o in parse(name)] == [msk(2026, 12, d, 9) for d in (9, 16, 23, 30)]
+    assert [o.start for o in parse(name, tz=NEW_YORK)] == [ny(2026, 12, d, 9) for d in (9, 16, 23)]
+
+
+def test_floating_start_with_utc_end() -> None:
+    """A floating DTSTART with a DTEND in UTC starts at the viewer's wall time and ends at the
+    DTEND instant; the start does not take the end's zone."""
+    occurrences = parse("event_dt_rr_floating_utc_dtend")
+    assert [(o.start, o.end) for o in occurrences] == [
+        (msk(2026, 12, 9, 9), msk(2026, 12, 9, 10)),
+        (msk(2026, 12, 16, 9), msk(2026, 12, 16, 10)),
+    ]
+
+
+FLOATING_OVERRIDES = "event_dt_rr_floating_zoned_recurrence_id"
+
+
+def test_floating_series_overrides_with_zoned_recurrence_id_replace_their_slots() -> None:
+    """Overrides whose RECURRENCE-ID is in UTC or in Moscow time (one of them zoned itself)
+    replace the floating slot that instant shows in the viewer's zone, under its key."""
+    occurrences = parse(FLOATING_OVERRIDES)
+    assert [(o.recurrence_id, o.start) for o in occurrences] == [
+        ("2026-12-09T09:00:00", msk(2026, 12, 9, 9)),
+        ("2026-12-16T09:00:00", msk(2026, 12, 16, 12)),
+        ("2026-12-23T09:00:00", msk(2026, 12, 23, 15)),
+        ("2026-12-30T09:00:00", msk(2026, 12, 30, 9)),
+    ]
+    ics = load_ics(FLOATING_OVERRIDES)
+    master_only = ics[: ics.index("BEGIN:VEVENT", ics.index("END:VEVENT"))] + "END:VCALENDAR\n"
+    assert [o.key for o in parse(FLOATING_OVERRIDES, ics=master_only)] == [
+        o.key for o in occurrences
+    ]
+
+
+def test_floating_series_zoned_this_and_future_override() -> None:
+    """A THISANDFUTURE override at 10:00 Berlin moves its slot and the later ones to 12:00 in
+    the viewer's (Moscow) zone, each keeping its own slot key."""
+    occurrences = parse("event_dt_rr_floating_zoned_thisandfuture")
+    assert [(o.recurrence_id, o.start) for o in occurrences] == [
+        ("2026-12-09T09:00:00", msk(2026, 12, 9, 9)),
+        ("2026-12-16T09:00:00", msk(2026, 12, 16, 12)),
+        ("2026-12-23T09:00:00", msk(2026, 12, 23, 12)),
+        ("2026-12-30T09:00:00", msk(2026, 12, 30, 12)),
+    ]
+
+
+def test_zoned_series_override_with_floating_recurrence_id_keeps_slot_key() -> None:
+    """An override of a Moscow series whose RECURRENCE-ID is written floating names the slot
+    in the series' zone: it replaces that slot and keeps the slot's key."""
+    name = "event_dt_rr_zoned_floating_recurrence_id"
+    ics = load_ics(name)
+    master_only = ics[: ics.index("BEGIN:VEVENT", ics.index("END:VEVENT"))] + "END:VCALENDAR\n"
+    before = parse(name, ics=master_only)
+    after = parse(name)
+    assert [o.key for o in after] == [o.key for o in before]
+    assert after[1].recurrence_id == "2026-12-16T07:00:00+00:00"
+    assert after[1].start == msk(2026, 12, 16, 14)
+
+
 # --- shapes and errors -----------------------------------------------------------------------
 
 
@@ -530,6 +651,26 @@ def test_event_broken_raises_one_line_ics_error() -> None:
     assert "\n" not in message
     assert "event_broken" in message  # the href
     assert "Broken start" not in message and "2026-11-31" not in message
+
+
+X_COMPONENT = "event_dt_vevent_inside_x_component"
+
+
+def test_vevent_inside_x_component_is_ignored() -> None:
+    """Only VEVENTs directly in VCALENDAR count; one inside an unknown component is ignored
+    (RFC 5545 §3.6); the direct event, which holds a VALARM, is listed once and its custom
+    TZID is still resolved through the inline VTIMEZONE (+05:00)."""
+    occ = only(X_COMPONENT)
+    assert occ.title == "Direct child of VCALENDAR"
+    assert (occ.start, occ.end) == (utc(2026, 12, 10, 6), utc(2026, 12, 10, 7))
+
+
+def test_broken_vevent_inside_x_component_does_not_break_object() -> None:
+    """A VEVENT inside an unknown component is not read at all, so a broken one is harmless."""
+    ics = load_ics(X_COMPONENT).replace(
+        "DTSTART;TZID=Custom Yekaterinburg:20261210T130000", "DTSTART:20261231T250000"
+    )
+    assert only(X_COMPONENT, ics=ics).title == "Direct child of VCALENDAR"
 
 
 @pytest.mark.parametrize(
@@ -650,6 +791,9 @@ PROPERTY_FIXTURES = [
     "event_dt_duration",
     "event_dt_rr_weekly_new_york_dst",
     "event_dt_floating",
+    "event_dt_rr_floating_zoned_exdate_rdate",
+    "event_dt_rr_floating_zoned_recurrence_id",
+    "event_dt_rr_floating_zoned_thisandfuture",
 ]
 ZONES = [MSK, BERLIN, NEW_YORK, UTC, ZoneInfo("Asia/Kamchatka"), ZoneInfo("Pacific/Honolulu")]
 ICS_BY_NAME = {name: load_ics(name) for name in PROPERTY_FIXTURES}

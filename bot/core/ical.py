@@ -1,13 +1,16 @@
 """ICS text → meeting occurrences in a time window.
 
-Yandex ignores server-side ``expand`` (Y3), so every calendar object arrives as stored: a
-master VEVENT with RRULE/EXDATE plus override VEVENTs (RECURRENCE-ID). We expand them here with
-``recurring_ical_events`` and turn each occurrence into a frozen ``Occurrence``.
+Yandex ignores the CalDAV server-side ``expand`` request, so every calendar object arrives as
+stored: a master VEVENT with RRULE/EXDATE plus override VEVENTs (RECURRENCE-ID). We expand them
+here with ``recurring_ical_events`` and turn each occurrence into a frozen ``Occurrence``. Only
+VEVENTs that are direct children of VCALENDAR count (RFC 5545 §3.6).
 
 Time kinds (as in khal, the event's own time is kept apart from the viewer's zone):
 
-* zoned (``TZID=…``, Windows names included, Y12) and UTC times → aware UTC instants;
-* floating times (no zone) → wall-clock time in the viewer's ``tz``, then UTC;
+* zoned (``TZID=…``, Windows zone names included) and UTC times → aware UTC instants;
+* floating times (no zone) → wall-clock time in the viewer's ``tz``, then UTC; in a series
+  whose DTSTART is floating, a UTC or zoned EXDATE/RDATE/RECURRENCE-ID/DTEND/UNTIL names an
+  instant and counts at the wall time that instant shows in ``tz``;
 * all-day dates → midnight in the viewer's ``tz``, end exclusive.
 
 Occurrence keys must survive re-polls: for a series ``recurrence_id`` is the RECURRENCE-ID
@@ -18,6 +21,7 @@ keeps its key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -72,14 +76,17 @@ def parse_occurrences(
     """
     _check_window(start, end)
     cal = _parse_calendar(ics, href)
-    events = list(cal.walk("VEVENT"))
+    events = _top_level_events(cal)
     if not events or end <= start:
         return []
     for event in events:
         _require_start(event, href)
         _drop_unusable_sequence(event)
+    masters = _series_masters(events)
     try:
-        components = recurring_ical_events.of(cal).between(
+        for event in events:
+            _align_zones(event, masters.get(_text(event.get("UID")), event), tz)
+        components = recurring_ical_events.of(cal, components=[_TopLevelEvents()]).between(
             start.astimezone(tz) - _QUERY_PADDING, end.astimezone(tz) + _QUERY_PADDING
         )
     except Exception as exc:  # the expander raises many types on bad RRULE/EXDATE values
@@ -87,7 +94,7 @@ def parse_occurrences(
 
     occurrences: dict[tuple[str, str, str], Occurrence] = {}
     try:
-        context = _ObjectContext(events, calendar=calendar, href=href, tz=tz, me=me)
+        context = _ObjectContext(events, masters, calendar=calendar, href=href, tz=tz, me=me)
         for component in components:
             occurrence = context.occurrence(component)
             if _overlaps(occurrence, start, end):
@@ -163,6 +170,40 @@ def _parse_calendar(ics: str, href: str) -> _Component:
     return cal
 
 
+def _top_level_events(cal: _Component) -> list[_Component]:
+    """The VEVENTs that are direct children of VCALENDAR.
+
+    RFC 5545 §3.6: a calendar's components are VEVENT, VTODO, VJOURNAL, VFREEBUSY, VTIMEZONE
+    and iana-/x-components, and an application ignores components it does not recognise,
+    their content included. So a VEVENT inside ``BEGIN:X-SOMETHING`` (or inside any other
+    component) is no meeting. VTIMEZONEs are resolved by icalendar while parsing and VALARMs
+    stay inside their VEVENT, so neither is affected.
+    """
+    return [component for component in cal.subcomponents if component.name == "VEVENT"]
+
+
+class _TopLevelEvents(recurring_ical_events.SelectComponents):  # type: ignore[misc]
+    """The expander's VEVENT selection, limited to ``_top_level_events``.
+
+    The library's own selection walks the whole component tree and so would expand a VEVENT
+    nested in an unknown component; this is its documented extension point for choosing
+    the components of a query.
+    """
+
+    def collect_series_from(
+        self, source: _Component, suppress_errors: tuple[type[Exception], ...]
+    ) -> list[Any]:
+        by_uid: dict[str, list[Any]] = {}
+        for component in _top_level_events(source):
+            adapter = recurring_ical_events.EventAdapter(component)
+            by_uid.setdefault(adapter.uid, []).append(adapter)
+        series = []
+        for adapters in by_uid.values():
+            with contextlib.suppress(*suppress_errors):
+                series.append(recurring_ical_events.Series(adapters))
+        return series
+
+
 def _require_start(event: _Component, href: str) -> None:
     """Fail early and clearly: a VEVENT without a readable DTSTART cannot be placed in time."""
     prop = event.get("DTSTART")
@@ -184,6 +225,119 @@ def _drop_unusable_sequence(event: _Component) -> None:
         del event["SEQUENCE"]
 
 
+def _series_masters(events: list[_Component]) -> dict[str, _Component]:
+    """UID → the series master (the VEVENT without RECURRENCE-ID); of two copies the higher
+    SEQUENCE wins, on a tie the later one."""
+    masters: dict[str, _Component] = {}
+    for event in events:
+        if event.get("RECURRENCE-ID") is None:
+            uid = _text(event.get("UID"))
+            current = masters.get(uid)
+            if current is None or _sequence(event) >= _sequence(current):
+                masters[uid] = event
+    return masters
+
+
+# --- zones inside one series -------------------------------------------------------------
+#
+# Where the expander is wrong for us, so we rewrite the times before expanding:
+#
+# * it makes the times of a series comparable by giving every floating value the zone of the
+#   first zoned value it meets among DTSTART, DTEND, EXDATE and RDATE; one UTC EXDATE in a
+#   floating series so moves every occurrence to UTC wall time, hours away from the viewer's;
+# * it matches an override to a slot by the RECURRENCE-ID's UTC time or its wall time as
+#   written, so a UTC RECURRENCE-ID never matches a floating slot and the override shows up
+#   next to the occurrence it replaces;
+# * it reads a UTC UNTIL of a floating rule by dropping the ``Z``, i.e. as UTC wall time.
+#
+# A zoned value keeps its instant; only its spelling changes (see ``_float_zoned_times``).
+
+
+def _align_zones(event: _Component, master: _Component, tz: ZoneInfo) -> None:
+    """Rewrite, in place, the times of ``event`` (one VEVENT of the series whose master is
+    ``master``, or itself when the master is not in the object) so that they are of one kind:
+
+    * master DTSTART floating: every UTC or zoned DTSTART, DTEND, RECURRENCE-ID, EXDATE, RDATE
+      and RRULE UNTIL becomes the floating wall time that instant shows in ``tz``;
+    * master DTSTART zoned: a floating RECURRENCE-ID gets the master's zone;
+    * all-day master: nothing changes.
+    """
+    anchor = master["DTSTART"].dt
+    if not isinstance(anchor, datetime):
+        return
+    if anchor.utcoffset() is None:
+        _float_zoned_times(event, tz)
+    else:
+        _zone_floating_recurrence_id(event, anchor.tzinfo)
+
+
+def _float_zoned_times(event: _Component, tz: ZoneInfo) -> None:
+    """Zoned and UTC times of a floating series → floating wall times in ``tz``.
+
+    RFC 5545 §3.3.5: a floating time is the same wall-clock time wherever it is seen; we see
+    it in the viewer's zone. A value with ``Z`` or a TZID names an instant instead. Servers
+    send such values in floating series (UNTIL in UTC although §3.3.10 wants it floating
+    when DTSTART is; EXDATE, RDATE and RECURRENCE-ID in UTC or another zone, which the RFC
+    leaves open). The rule: such a value counts at the wall time its instant shows in the
+    viewer's zone, i.e. where the occurrence at that instant sits for this viewer. So an
+    EXDATE removes the occurrence that falls on its instant, as a client that places the
+    series in its own zone and compares instants does (and as the expander treats a UTC
+    EXDATE of a zoned series); when none falls there (the writer was in another zone)
+    nothing is removed. An RDATE adds an occurrence at its instant, an override whose
+    RECURRENCE-ID is that instant replaces that slot, UNTIL ends the series at its instant,
+    and a zoned DTEND or zoned override keeps its instant.
+    """
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+        prop = event.get(name)
+        if prop is None or isinstance(prop, list):
+            continue
+        wall = _wall_time(prop.dt, tz)
+        if wall is not prop.dt:
+            event[name] = icalendar.vDDDTypes(wall, _without_tzid(prop.params))
+    for name in ("EXDATE", "RDATE"):
+        value = event.get(name)
+        if value is None:
+            continue
+        rebuilt = [
+            icalendar.vDDDLists(
+                [_wall_time(item.dt, tz) for item in values.dts], _without_tzid(values.params)
+            )
+            for values in (value if isinstance(value, list) else [value])
+        ]
+        event[name] = rebuilt if isinstance(value, list) else rebuilt[0]
+    rules = event.get("RRULE")
+    for rule in rules if isinstance(rules, list) else ([] if rules is None else [rules]):
+        if "UNTIL" in rule:
+            rule["UNTIL"] = [_wall_time(until, tz) for until in rule["UNTIL"]]
+
+
+def _zone_floating_recurrence_id(event: _Component, zone: Any) -> None:
+    """A floating RECURRENCE-ID in a zoned series names the slot at that wall time in the
+    master's zone (the expander matches it so); writing it so keeps the override's key equal
+    to the key of the slot it replaces."""
+    prop = event.get("RECURRENCE-ID")
+    if prop is None or isinstance(prop, list):
+        return
+    rid = prop.dt
+    if isinstance(rid, datetime) and rid.utcoffset() is None:
+        event["RECURRENCE-ID"] = icalendar.vDDDTypes(rid.replace(tzinfo=zone), dict(prop.params))
+
+
+def _wall_time(value: Any, tz: ZoneInfo) -> Any:
+    """An aware datetime as floating wall time in ``tz``; a PERIOD tuple element-wise; any
+    other value (a date, a floating time, a duration) unchanged and identical."""
+    if isinstance(value, tuple):
+        converted = tuple(_wall_time(part, tz) for part in value)
+        return value if converted == value else converted
+    if isinstance(value, datetime) and value.utcoffset() is not None:
+        return value.astimezone(tz).replace(tzinfo=None)
+    return value
+
+
+def _without_tzid(params: Any) -> dict[str, Any]:
+    return {key: value for key, value in params.items() if key.upper() != "TZID"}
+
+
 # --- one object's occurrences ------------------------------------------------------------
 
 
@@ -192,23 +346,25 @@ class _ObjectContext:
     inheritance), the original overrides (for RANGE=THISANDFUTURE) and the viewer."""
 
     def __init__(
-        self, events: list[_Component], *, calendar: str, href: str, tz: ZoneInfo, me: str
+        self,
+        events: list[_Component],
+        masters: dict[str, _Component],
+        *,
+        calendar: str,
+        href: str,
+        tz: ZoneInfo,
+        me: str,
     ) -> None:
         self.calendar = calendar
         self.href = href
         self.tz = tz
         self.me = normalise_address(me) if me else ""
-        self.masters: dict[str, _Component] = {}
+        self.masters = masters
         self.overrides: dict[tuple[str, str], _Component] = {}
         for event in events:
-            uid = _text(event.get("UID"))
             rid = event.get("RECURRENCE-ID")
-            if rid is None:
-                current = self.masters.get(uid)
-                if current is None or _sequence(event) >= _sequence(current):
-                    self.masters[uid] = event
-            else:
-                self.overrides[(uid, _iso_key(rid.dt))] = event
+            if rid is not None:
+                self.overrides[(_text(event.get("UID")), _iso_key(rid.dt))] = event
 
     def occurrence(self, component: _Component) -> Occurrence:
         uid = _text(component.get("UID"))
@@ -337,7 +493,7 @@ def _organizer(component: _Component) -> tuple[str | None, str]:
 
 def _attendees(component: _Component) -> tuple[Attendee, ...]:
     """ATTENDEEs with normalised addresses; a missing PARTSTAT means NEEDS-ACTION. The same
-    person listed twice (e.g. under @ya.ru and @yandex.ru, Y11) is kept once, with an answer
+    person listed twice (e.g. under @ya.ru and @yandex.ru) is kept once, with an answer
     preferred over NEEDS-ACTION."""
     value = component.get("ATTENDEE")
     values = value if isinstance(value, list) else ([] if value is None else [value])
