@@ -1,22 +1,33 @@
-"""Wiring: configuration → database → adapters → services → mmpy-bot. No logic here."""
+"""Wiring: configuration → database → adapters → services → mmpy-bot → engine. No logic here.
+
+The order matters once: ``Bot()`` logs in to Mattermost in its constructor, and the
+messenger, the engine and the inbox need its driver, so they are built after it and handed to
+the plugin (``attach``); the plugin itself must exist before ``Bot()``, which takes it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import secrets
+import socket
 from pathlib import Path
 
 from mmpy_bot import Bot, Settings
 
 from bot.adapters.caldav_client import YandexCalDAV
-from bot.adapters.mattermost import Messenger
+from bot.adapters.mattermost import MattermostMessenger
+from bot.adapters.websocket import Connection, ObservingEventHandler
 from bot.clock import utc_now
 from bot.config import Config
 from bot.engine import Engine
+from bot.inbox import Inbox
 from bot.services import Services
 from plugins.calendar import CalendarPlugin
+from storage.coordination import CoordinationStore
 from storage.crypto import Vault, load_or_create_key
-from storage.db import open_database, sqlite_path
+from storage.db import claim_sqlite_file, open_database, sqlite_path
 from storage.engine_store import EngineStore
+from storage.outbox import OutboxStore
 from storage.repository import Repository
 
 
@@ -27,23 +38,20 @@ def secret_key(config: Config) -> str:
     return load_or_create_key((path or Path("data/bot.db")).parent)
 
 
+def process_name() -> str:
+    """This process's id in the lease and claim rows: readable, and unique per start."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 def build_services(config: Config) -> Services:
+    path = sqlite_path(config.database_url)
+    if path is not None:
+        claim_sqlite_file(path)  # one process per SQLite file: refuse before touching it
     open_database(config.database_url)
-    repo = Repository(Vault(secret_key(config)))
+    repo = Repository(Vault(secret_key(config)), clock=utc_now)
     source = YandexCalDAV(config.caldav_url, timeout=config.caldav_timeout)
-    return Services(repo, source, clock=utc_now, default_timezone=config.default_timezone)
-
-
-def build_engine(config: Config, services: Services, messenger: Callable[[], Messenger]) -> Engine:
-    return Engine(
-        repo=services.repo,
-        store=EngineStore(),
-        source=services.source,
-        messenger=messenger,
-        clock=services.clock,
-        poll_seconds=config.poll_seconds,
-        workers=config.workers,
-    )
+    return Services(repo, source, clock=utc_now, default_timezone=config.default_timezone,
+                    store=EngineStore(), outbox=OutboxStore())
 
 
 def mmpy_settings(config: Config) -> Settings:
@@ -59,10 +67,26 @@ def mmpy_settings(config: Config) -> Settings:
 
 
 def create_bot(config: Config) -> Bot:
-    """The real bot: mmpy-bot with our plugin only (never its demo plugins). The engine's tick
-    is registered on mmpy-bot's own scheduler when the plugin starts."""
+    """The real bot: mmpy-bot with our plugin only (never its demo plugins), our event handler
+    (it reports websocket log-ins), the engine and the inbox."""
     services = build_services(config)
     plugin = CalendarPlugin(services, clock=utc_now)
-    engine = build_engine(config, services, lambda: plugin.messenger)
-    plugin.attach_engine(engine, config.tick_seconds)
-    return Bot(settings=mmpy_settings(config), plugins=[plugin], enable_logging=False)
+    settings = mmpy_settings(config)
+    bot = Bot(settings=settings, plugins=[plugin], enable_logging=False)
+    connection = Connection()
+    bot.event_handler = ObservingEventHandler(
+        bot.driver, settings=settings, plugin_manager=bot.plugin_manager, connection=connection)
+    messenger = MattermostMessenger(bot.driver)
+    process_id = process_name()
+    coordination = CoordinationStore()
+    engine = Engine(
+        repo=services.repo, store=services.store, outbox=services.outbox,
+        coordination=coordination, source=services.source, messenger=messenger, clock=utc_now,
+        process_id=process_id, poll_seconds=config.poll_seconds,
+        horizon_days=config.horizon_days, workers=config.workers)
+    inbox = Inbox(store=coordination, messenger=messenger, bot_username=bot.driver.username,
+                  clock=utc_now, process_id=process_id)
+    plugin.attach(messenger=messenger, inbox=inbox, engine=engine,
+                  tick_seconds=config.tick_seconds)
+    connection.on_login(plugin.websocket_logged_in)
+    return bot

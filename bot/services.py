@@ -6,22 +6,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.core.agenda import next_occurrence, range_bounds
+from bot.core.daily import DailyPlan, next_agenda_at
 from bot.core.ical import parse_objects
 from bot.core.links import normalise_address
+from bot.core.markdown import escape
 from bot.core.model import (
     Account,
     Credentials,
     NotificationSettings,
     Occurrence,
+    RawObject,
     WatchedCalendar,
 )
+from bot.core.reminders import next_reminder
 from bot.core.zones import resolve_zone
 from bot.errors import AuthRefused, BadInput, NotConnected
 from bot.ports import CalendarSource
+from storage.engine_store import EngineStore
+from storage.outbox import OutboxStore
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -50,11 +56,15 @@ class Services:
         *,
         clock: Callable[[], datetime],
         default_timezone: str,
+        store: EngineStore | None = None,
+        outbox: OutboxStore | None = None,
     ) -> None:
         self.repo = repo
         self.source = source
         self.clock = clock
         self.default_timezone = default_timezone
+        self.store = store or EngineStore()
+        self.outbox = outbox or OutboxStore()
 
     # -- accounts -------------------------------------------------------------------------
     def account(self, user_id: str) -> Account:
@@ -79,31 +89,30 @@ class Services:
         profile_zone: str | None,
         language: str,
     ) -> tuple[Account, list[WatchedCalendar]]:
-        """Check the login against the server before saving anything; then store it with the
-        default notifications and every event calendar watched. Connecting again (a new
-        password, another login) keeps the user's settings and calendar choices."""
-        timezone = resolve_zone(zone) if zone else self._profile_zone(profile_zone)
+        """Check the login against the server before saving anything; then store it, in one
+        transaction, with the default notifications and every event calendar watched.
+        Connecting again (a new password, another login) keeps the user's settings, language
+        and zone (unless a zone is given) and, for the same login, the calendar choices."""
+        existing = self.repo.account(user_id)
+        if zone:
+            timezone: str | None = resolve_zone(zone)
+        else:
+            timezone = None if existing is not None else self._profile_zone(profile_zone)
         creds = Credentials(login.strip(), password)
         calendars = self.source.list_calendars(creds)  # raises AuthRefused / ServerUnavailable
         if not calendars:
             raise BadInput("error.no_calendars")
-        existing = self.repo.account(user_id)
-        if existing is not None and existing.login.lower() == creds.login.lower():
-            self.repo.set_credentials(user_id, creds)
-            self.repo.replace_calendars(user_id, calendars)
-            account = self.repo.set_timezone(user_id, timezone) if zone else existing
-            log.info("account.reconnected user=%s", user_id)
-            return account, self.repo.calendars(user_id)
         account = self.repo.save_account(
             user_id=user_id,
             creds=creds,
             timezone=timezone,
-            language=language,
+            language=language if existing is None else existing.language,
             calendars=calendars,
             notifications=NotificationSettings(),
             now=self.clock(),
         )
-        log.info("account.connected user=%s calendars=%d", user_id, len(calendars))
+        log.info("account.%s user=%s calendars=%d", "reconnected" if existing else "connected",
+                 user_id, len(calendars))
         return account, self.repo.calendars(user_id)
 
     def _profile_zone(self, profile_zone: str | None) -> str:
@@ -121,18 +130,24 @@ class Services:
         return removed
 
     def change_login(self, user_id: str, login: str) -> Account:
+        """Another login with the stored app password, checked first (another Yandex account
+        brings its own calendars)."""
         old = self._credentials(user_id)
-        creds = Credentials(login.strip(), old.password)
-        self.source.list_calendars(creds)
-        return self.repo.set_credentials(user_id, creds)
+        return self._reconnect(user_id, Credentials(login.strip(), old.password))
 
     def change_password(self, user_id: str, password: str) -> Account:
+        """A new app password, checked first; polling resumes at once."""
         old = self._credentials(user_id)
-        creds = Credentials(old.login, password)
+        return self._reconnect(user_id, Credentials(old.login, password))
+
+    def _reconnect(self, user_id: str, creds: Credentials) -> Account:
         found = self.source.list_calendars(creds)
-        account = self.repo.set_credentials(user_id, creds)
-        self.repo.replace_calendars(user_id, found)
-        return account
+        if not found:
+            raise BadInput("error.no_calendars")
+        current = self.account(user_id)
+        return self.repo.save_account(
+            user_id=user_id, creds=creds, timezone=None, language=current.language,
+            calendars=found, notifications=current.notifications, now=self.clock())
 
     def change_timezone(self, user_id: str, zone: str) -> Account:
         self.account(user_id)
@@ -197,6 +212,10 @@ class Services:
     def _read_window(
         self, account: Account, start: datetime, end: datetime
     ) -> tuple[list[Occurrence], int]:
+        """The meetings in [start, end): the server's ETag listing of the range, the engine's
+        stored copies of the objects that did not change, a multiget of those that did (or
+        that the engine does not keep: outside its window). As fresh as Yandex, and a
+        request's worth of bytes when nothing changed."""
         creds = self._credentials(account.user_id)
         tz = ZoneInfo(account.timezone)
         me = me_address(account.login)
@@ -212,7 +231,13 @@ class Services:
             if not calendar.watched:
                 continue
             try:
-                objects = self.source.fetch_window(creds, calendar.href, start, end)
+                etags = self.source.etags_in_window(creds, calendar.href, start, end)
+                stored = self.store.objects(account.user_id, etags) if self.store else {}
+                fresh = [h for h, etag in etags.items()
+                         if h not in stored or stored[h].etag != etag]
+                objects = [RawObject(h, stored[h].etag, stored[h].ics)
+                           for h in etags if h not in fresh]
+                objects += self.source.fetch_objects(creds, fresh) if fresh else []
             except AuthRefused:
                 # The stored app password stopped working (revoked): keep everything, say how
                 # to fix it. Never a reason to delete the account.
@@ -224,3 +249,28 @@ class Services:
             )
         found.sort(key=lambda o: (o.start, o.title))
         return found, skipped
+
+    # -- for `check` ----------------------------------------------------------------------
+    def upcoming_info(self, account: Account) -> dict[str, str]:
+        """The next agenda and the next reminder, from the stored state the engine decides
+        on (whichever process holds the account)."""
+        now = self.clock()
+        tz = ZoneInfo(account.timezone)
+        info: dict[str, str] = {}
+        settings = account.notifications
+        if settings.daily_at:
+            plan = DailyPlan(time.fromisoformat(settings.daily_at), settings.daily_weekdays)
+            info["next_agenda"] = next_agenda_at(plan, tz=tz, now=now).astimezone(tz).strftime(
+                "%d.%m.%Y %H:%M")
+        if settings.leads and self.store is not None and self.outbox is not None:
+            user = account.user_id
+            upcoming = self.store.upcoming([user], now - timedelta(days=1),
+                                           now + timedelta(days=NEXT_SEARCH_DAYS))[user]
+            reminded = self.outbox.recorded_ids([user], "rem|", now - timedelta(days=3))[user]
+            rem = next_reminder(upcoming, leads=settings.leads, now=now, already=reminded)
+            if rem is not None:
+                info["next_reminder"] = (
+                    rem.due_at.astimezone(tz).strftime("%d.%m.%Y %H:%M") + " — "
+                    + (escape(rem.occurrence.title[:60]) or "…")
+                )
+        return info

@@ -3,8 +3,10 @@ command's thread. No business logic here; one place turns exceptions into replie
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -13,7 +15,7 @@ from zoneinfo import ZoneInfo
 import schedule
 from mmpy_bot import Message, Plugin, listen_to
 
-from bot.adapters.mattermost import Messenger
+from bot import metrics
 from bot.core.agenda import render_agenda, render_next
 from bot.core.commands import (
     OFF_WORDS,
@@ -26,11 +28,13 @@ from bot.core.commands import (
     parse_range,
     period_for,
 )
-from bot.core.markdown import code, escape
+from bot.core.markdown import code, escape, split_message
 from bot.core.model import Account, NotificationSettings, WatchedCalendar
 from bot.core.texts import LANGUAGES, TEXTS, language_of, t
 from bot.engine import Engine
 from bot.errors import BadInput, BotError
+from bot.inbox import REPLY_PROP, Inbox
+from bot.ports import Messenger
 from bot.services import NEXT_SEARCH_DAYS, Services
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 # they must not be Markdown-escaped. Everything else may hold user or calendar text.
 _TRUSTED_PARAMS = {"suggestion", "count", "days", "command"}
 SECRET_COMMANDS = ("connect", "password")
+ORPHAN_SWEEP_SECONDS = 10
 READ_ONLY_COMMANDS = frozenset(
     {"help", "check", "today", "tomorrow", "week", "month", "date", "range", "next"})
 
@@ -64,53 +69,93 @@ def calendar_names(calendars: list[WatchedCalendar]) -> str:
 
 
 class CalendarPlugin(Plugin):
-    """Every command of SPEC.md. Handlers are plain functions: mmpy-bot runs them on its thread
-    pool, so CalDAV calls never block the websocket loop."""
+    """Every chat command. Handlers are plain functions: mmpy-bot runs them on its thread pool,
+    so CalDAV calls never block the websocket loop. A post is answered by the one process that
+    claims it (``bot.inbox``); the reply carries the post's id in its props."""
+
+    messenger: Messenger  # set by attach(), once the bot has logged in
 
     def __init__(self, services: Services, *, clock: Callable[[], datetime]) -> None:
         super().__init__()
         self.services = services
         self.clock = clock
         self.engine: Engine | None = None
-        self._tick_seconds = 5.0
-        self._messenger: Messenger | None = None
+        self.inbox: Inbox | None = None
+        self._tick_seconds = 1.0
+        self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="yc-chat")
 
-    def attach_engine(self, engine: Engine, tick_seconds: float) -> None:
+    def attach(self, *, messenger: Messenger, inbox: Inbox, engine: Engine | None,
+               tick_seconds: float = 1.0) -> None:
+        """The parts built after the bot logged in (they need its driver)."""
+        self.messenger = messenger
+        self.inbox = inbox
         self.engine = engine
         self._tick_seconds = tick_seconds
 
     def on_start(self) -> None:
-        """mmpy-bot started: put the engine's one tick job on its scheduler."""
+        """mmpy-bot started: the engine's tick and the inbox sweep go on its scheduler."""
         if self.engine is not None:
             self.engine.register(schedule, self._tick_seconds)
+        schedule.every(ORPHAN_SWEEP_SECONDS).seconds.do(self._sweep_orphans)
 
     def on_stop(self) -> None:
         if self.engine is not None:
             self.engine.shutdown()
+        self._background.shutdown(wait=False, cancel_futures=True)
 
-    @property
-    def messenger(self) -> Messenger:
-        if self._messenger is None:
-            self._messenger = Messenger(self.driver)
-        return self._messenger
+    def websocket_logged_in(self, first: bool) -> None:
+        """(Re)connected: answer what was asked while away; retry what failed meanwhile."""
+        if self.engine is not None and not first:
+            self.engine.mattermost_back()
+        if self.inbox is not None:
+            count = self.inbox.catch_up(self.handle)
+            if count:
+                log.info("inbox.catch_up answered=%d", count)
+
+    def _sweep_orphans(self) -> None:
+        if self.inbox is not None:
+            self._background.submit(self._run_orphans)
+
+    def _run_orphans(self) -> None:
+        try:
+            assert self.inbox is not None  # noqa: S101 - checked by the caller
+            self.inbox.orphans(self.handle)
+        except Exception:
+            log.warning("inbox.orphans_failed", exc_info=True)
 
     # -- entry point ----------------------------------------------------------------------
     @listen_to(r"\S", needs_mention=True)
     def on_message(self, message: Message) -> None:
-        """Any message in a DM, or mentioning the bot in a channel."""
-        if str(message.body["data"]["post"].get("type", "")).startswith("system_"):
-            return  # join/leave and other system messages are not commands
+        """Any message in a DM, or mentioning the bot in a channel (from the websocket)."""
+        if self.inbox is not None and not self.inbox.claim(message.body):
+            return  # another process answers it (or already did)
+        self.handle(message.body)
+
+    def handle(self, body: dict[str, Any]) -> None:
+        """Answer one claimed post (live, caught up after an absence, or taken over)."""
+        message = Message(body)
+        try:
+            if str(body["data"]["post"].get("type", "")).startswith("system_"):
+                return  # join/leave and other system messages are not commands
+            self._answer(message)
+        finally:
+            if self.inbox is not None:
+                self.inbox.done(message.id)
+
+    def _answer(self, message: Message) -> None:
         lang = "en"
         root_id = message.reply_id
+        command_name = "unknown"
         try:
             lang = self._language(message.user_id)
             command = parse_command(message.text)
+            command_name = command.name
             log.info("command.received user=%s command=%s", message.user_id, command.name)
             if command.name in SECRET_COMMANDS and len(command.args) >= 1:
                 root_id = self._protect_secret(message, command, lang)
             reply = self._dispatch(command, message, lang)
             if self.engine is not None and command.name not in READ_ONLY_COMMANDS:
-                self.engine.accounts_changed()  # settings apply on the next tick
+                self.engine.nudge()  # a new or removed account is taken on at once
         except _AlreadyAnswered:
             return
         except BotError as exc:
@@ -122,8 +167,20 @@ class CalendarPlugin(Plugin):
         except Exception:
             log.exception("command.failed user=%s", message.user_id)
             reply = t(lang, "error.internal")
+        metrics.COMMANDS.labels(command_name).inc()
+        self.reply(message, reply, root_id)
+
+    def reply(self, message: Message, text: str, root_id: str) -> None:
+        """Post the answer (split below the post limit) in the command's thread."""
+        # The same answer posted again (a takeover right after a crash) has the same pending
+        # id, which Mattermost answers with the first post for a while instead of a copy.
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
         try:
-            self.messenger.post(message.channel_id, reply, root_id)
+            for index, chunk in enumerate(split_message(text)):
+                self.messenger.post(
+                    message.channel_id, chunk, root_id=root_id,
+                    props={REPLY_PROP: message.id},
+                    pending_post_id=f"{self.messenger.bot_user_id}:{message.id}-{digest}-{index}")
         except Exception:
             log.warning("reply.failed user=%s", message.user_id, exc_info=True)
 
@@ -144,12 +201,10 @@ class CalendarPlugin(Plugin):
         root_id = message.root_id if deleted else message.reply_id
         if not message.is_direct_message:
             note = "" if deleted else " " + t(lang, "connect.post_not_deleted")
-            self.messenger.post(
-                message.channel_id, t(lang, "error.dm_only", command=command.name) + note, root_id
-            )
+            self.reply(message, t(lang, "error.dm_only", command=command.name) + note, root_id)
             raise _AlreadyAnswered()
         key = "connect.post_deleted" if deleted else "connect.post_not_deleted"
-        self.messenger.post(message.channel_id, t(lang, key), root_id)
+        self.reply(message, t(lang, key), root_id)
         return root_id
 
     # -- commands -------------------------------------------------------------------------
@@ -191,7 +246,7 @@ class CalendarPlugin(Plugin):
 
     def cmd_disconnect(self, command: Command, message: Message, lang: str) -> str:
         if self.engine is not None:
-            self.engine.clear_status_now(message.user_id)
+            self.engine.status.clear_now(message.user_id)
         removed = self.services.disconnect(message.user_id)
         return t(lang, "disconnect.done" if removed else "disconnect.none")
 
@@ -224,7 +279,7 @@ class CalendarPlugin(Plugin):
     def cmd_check(self, command: Command, message: Message, lang: str) -> str:
         account = self.services.account(message.user_id)
         calendars = self.services.repo.calendars(message.user_id)
-        extra = self.engine.upcoming_info(account) if self.engine else {}
+        extra = self.services.upcoming_info(account)
         body = t(
             lang,
             "check.body",

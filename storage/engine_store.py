@@ -1,46 +1,36 @@
-"""Storage of the notification engine: snapshots, object copies, notices, threads, and the
-status marker. Each public method is one transaction."""
+"""The engine's stored state per account: the last good copy of each calendar object, the
+occurrence snapshot expanded from them, the status marker and the 401 episode. Each public
+method is one statement or one transaction.
+
+A poll's result is committed only if nothing else wrote the snapshot meanwhile and this
+process still holds the account's lease (``snapshot_rev`` and ``owner`` are checked in the
+same UPDATE that bumps the revision): a process that lost its lease while polling, or a poll
+racing a write made from the chat (an answer, a new meeting), stores nothing and simply polls
+again.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.core.model import Notice, Occurrence
 from bot.core.status import BotStatus
+from bot.core.sync import ObjectCopy
+from storage.db import sqlite_write_lock, write_transaction
 from storage.models import (
     AccountRow,
     CalendarRow,
-    NoticeRow,
     ObjectRow,
     OccurrenceRow,
-    ThreadRow,
-    database,
 )
+from storage.outbox import OutboxStore
 from storage.repository import from_db_time, to_db_time
 from storage.serial import dump_occurrence, load_occurrence
 
 
-@dataclass(frozen=True)
-class PendingNotice:
-    pk: int
-    user_id: str
-    notice_id: str
-    kind: str
-    message: str
-    thread_key: str | None
-    expires_at: datetime | None
-    attempts: int
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    calendar: str
-    etag: str
-    ics: str
+StoredObject = ObjectCopy  # the last good copy of a calendar object
 
 
 @dataclass(frozen=True)
@@ -50,72 +40,113 @@ class PollState:
     watched: list[str]  # hrefs of the watched calendars, in display order
     unsynced: set[str]  # calendars (watched or not) without a baseline
     window_end: datetime | None
+    rev: int  # the snapshot revision the poll builds on
 
 
-# One writer at a time, queued in this process. Left to SQLite, a writer that finds the
-# database locked polls for it with sleeps growing to 100 ms, so with eight pollers writing
-# the tick (one thread) waited seconds for each of its transactions.
-_WRITES = threading.Lock()
-
-
-@contextmanager
-def _transaction() -> Iterator[None]:
-    with _WRITES, database.atomic():
-        yield
+class StaleSnapshot(Exception):
+    """The snapshot changed (or the lease moved) while the poll ran: nothing was stored."""
 
 
 class EngineStore:
-    # -- snapshot -----------------------------------------------------------------------------
-    def objects(self, user_id: str) -> dict[str, StoredObject]:
-        query = (ObjectRow.select(ObjectRow.href, ObjectRow.calendar, ObjectRow.etag, ObjectRow.ics)
-                 .join(AccountRow).where(AccountRow.mm_user_id == user_id))
-        return {r.href: StoredObject(r.calendar, r.etag, r.ics) for r in query}
+    def __init__(self, outbox: OutboxStore | None = None) -> None:
+        self._outbox = outbox or OutboxStore()
+
+    # -- reading ------------------------------------------------------------------------------
+    def poll_state(self, user_id: str) -> PollState:
+        """Watched calendars, calendars without a baseline, the stored window end and the
+        snapshot revision: one query (calendar joined to account)."""
+        query = (CalendarRow.select(CalendarRow.href, CalendarRow.watched, CalendarRow.synced,
+                                    AccountRow.window_end, AccountRow.snapshot_rev)
+                 .join(AccountRow).where(AccountRow.mm_user_id == user_id)
+                 .order_by(CalendarRow.position, CalendarRow.id).tuples())
+        rows: list[tuple[str, bool, bool, datetime | None, int]] = list(query)  # type: ignore[arg-type]
+        if rows:
+            return PollState(watched=[href for href, watched, *_ in rows if watched],
+                             unsynced={href for href, _, synced, *_ in rows if not synced},
+                             window_end=from_db_time(rows[0][3]), rev=int(rows[0][4] or 0))
+        account = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
+        if account is None:
+            return PollState([], set(), None, 0)
+        return PollState([], set(), from_db_time(account.window_end), int(account.snapshot_rev or 0))
 
     def object_etags(self, user_id: str) -> dict[str, tuple[str, str]]:
         """href → (calendar, etag), without the ICS bodies (the cheap idle poll reads this)."""
         query = (ObjectRow.select(ObjectRow.href, ObjectRow.calendar, ObjectRow.etag)
+                 .join(AccountRow).where(AccountRow.mm_user_id == user_id).tuples())
+        return {href: (calendar, etag) for href, calendar, etag in query}
+
+    def objects(self, user_id: str, hrefs: Iterable[str] | None = None) -> dict[str, StoredObject]:
+        """The stored copies (all of them, or those of ``hrefs``)."""
+        query = (ObjectRow.select(ObjectRow.href, ObjectRow.calendar, ObjectRow.etag, ObjectRow.ics)
                  .join(AccountRow).where(AccountRow.mm_user_id == user_id))
-        return {r.href: (r.calendar, r.etag) for r in query}
+        if hrefs is not None:
+            wanted = list(hrefs)
+            if not wanted:
+                return {}
+            query = query.where(ObjectRow.href.in_(wanted))
+        return {href: StoredObject(cal, etag, ics) for href, cal, etag, ics in query.tuples()}
 
     def snapshot(self, user_id: str) -> dict[tuple[str, str, str], Occurrence]:
         query = (OccurrenceRow.select(OccurrenceRow.data).join(AccountRow)
-                 .where(AccountRow.mm_user_id == user_id))
-        occs = (load_occurrence(r.data) for r in query)
+                 .where(AccountRow.mm_user_id == user_id).tuples())
+        occs = (load_occurrence(data) for (data,) in query)
         return {o.key: o for o in occs}
 
-    def upcoming(self, start: datetime, end: datetime) -> dict[str, list[Occurrence]]:
-        """Every account's stored occurrences overlapping [start, end) (the tick's cache)."""
-        query = (OccurrenceRow.select(AccountRow.mm_user_id, OccurrenceRow.data)
-                 .join(AccountRow)
-                 .where((OccurrenceRow.start < to_db_time(end))
-                        & (OccurrenceRow.end > to_db_time(start)))
-                 .tuples())
-        found: dict[str, list[Occurrence]] = {}
-        for user_id, data in query:
-            found.setdefault(user_id, []).append(load_occurrence(data))
+    def upcoming(self, users: Iterable[str], start: datetime,
+                 end: datetime) -> dict[str, list[Occurrence]]:
+        """The given accounts' stored occurrences overlapping [start, end) (the planner's
+        small view around now), sorted by start."""
+        wanted = list(users)
+        found: dict[str, list[Occurrence]] = {u: [] for u in wanted}
+        for batch in range(0, len(wanted), 500):
+            query = (OccurrenceRow.select(AccountRow.mm_user_id, OccurrenceRow.data)
+                     .join(AccountRow)
+                     .where(AccountRow.mm_user_id.in_(wanted[batch:batch + 500])
+                            & (OccurrenceRow.start < to_db_time(end))
+                            & (OccurrenceRow.end > to_db_time(start)))
+                     .order_by(OccurrenceRow.start).tuples())
+            for user_id, data in query:
+                found[user_id].append(load_occurrence(data))
         return found
 
+    # -- a poll's result ----------------------------------------------------------------------
     def commit_poll(
         self,
         user_id: str,
         *,
-        upsert: dict[str, StoredObject],
+        process_id: str,
+        rev: int,
+        upsert: Mapping[str, StoredObject],
         delete: Iterable[str],
-        occurrences: list[Occurrence] | None,
+        occurrences: Mapping[str, list[Occurrence]],
+        replace_all: bool,
         notices: list[Notice],
         synced_calendars: Iterable[str],
         window_end: datetime | None,
         now: datetime,
     ) -> list[str]:
-        """Store a poll's result in one transaction: object copies, the new snapshot (None: the
-        snapshot is unchanged), the notices its diff produced, calendars now baselined, and
-        the sync time. Returns the ids of the notices newly recorded."""
-        with _transaction():
+        """Store a poll's result in one transaction: object copies, the occurrences of the
+        objects it re-expanded (``occurrences``: href → its occurrences; with
+        ``replace_all`` every stored occurrence is replaced, e.g. after the window moved),
+        the notices its diff produced, calendars now baselined, and the sync time.
+
+        Raises ``StaleSnapshot`` (and stores nothing) when the revision moved since ``rev`` or
+        the lease is no longer this process's. Returns the ids of the notices newly recorded.
+        """
+        with write_transaction():
+            bumped = AccountRow.update(
+                snapshot_rev=AccountRow.snapshot_rev + 1, last_sync_at=to_db_time(now),
+                auth_notice_sent=False, needs_password=False,
+                **({"window_end": to_db_time(window_end)} if window_end is not None else {}),
+            ).where((AccountRow.mm_user_id == user_id) & (AccountRow.snapshot_rev == rev)
+                    & (AccountRow.owner == process_id)).execute()
+            if not bumped:
+                raise StaleSnapshot(user_id)
             account = AccountRow.get(AccountRow.mm_user_id == user_id)
-            hrefs = list(delete)
-            if hrefs:
+            gone = list(delete)
+            if gone:
                 ObjectRow.delete().where(
-                    (ObjectRow.account == account) & (ObjectRow.href.in_(hrefs))).execute()
+                    (ObjectRow.account == account) & (ObjectRow.href.in_(gone))).execute()
             for href, obj in upsert.items():
                 (ObjectRow.insert(account=account, calendar=obj.calendar, href=href,
                                   etag=obj.etag, ics=obj.ics)
@@ -123,192 +154,114 @@ class EngineStore:
                               update={ObjectRow.etag: obj.etag, ObjectRow.ics: obj.ics,
                                       ObjectRow.calendar: obj.calendar})
                  .execute())
-            if occurrences is not None:
+            if replace_all:
                 OccurrenceRow.delete().where(OccurrenceRow.account == account).execute()
-                rows = [
-                    {"account": account.id, "calendar": o.calendar, "uid": o.uid,
-                     "rid": o.recurrence_id, "start": to_db_time(o.start),
-                     "end": to_db_time(o.end), "data": dump_occurrence(o)}
-                    for o in {o.key: o for o in occurrences}.values()
-                ]
-                for batch in range(0, len(rows), 200):
-                    OccurrenceRow.insert_many(rows[batch:batch + 200]).execute()
+            else:
+                touched = list(dict.fromkeys([*gone, *occurrences]))
+                for batch in range(0, len(touched), 200):
+                    OccurrenceRow.delete().where(
+                        (OccurrenceRow.account == account)
+                        & OccurrenceRow.href.in_(touched[batch:batch + 200])).execute()
+            self._insert_occurrences(account.id, [o for occs in occurrences.values() for o in occs])
             synced = list(synced_calendars)
             if synced:
                 CalendarRow.update(synced=True).where(
                     (CalendarRow.account == account) & (CalendarRow.href.in_(synced))).execute()
-            if window_end is not None:
-                account.window_end = to_db_time(window_end)
-            account.last_sync_at = to_db_time(now)
-            account.auth_notice_sent = False
-            account.needs_password = False
-            account.save()
-            return self._insert_notices(account, notices, now)
+            return self._outbox.record({user_id: notices}, now).get(user_id, [])
 
-    def _insert_notices(self, account: AccountRow, notices: list[Notice],
-                        now: datetime) -> list[str]:
-        inserted = []
-        for notice in notices:
-            exists = NoticeRow.select(NoticeRow.id).where(
-                (NoticeRow.account == account) & (NoticeRow.notice_id == notice.notice_id)
-            ).exists()
-            if exists:
-                continue
-            NoticeRow.create(
-                account=account, notice_id=notice.notice_id, kind=notice.kind,
-                message=notice.message, thread_key=notice.thread_key,
-                created_at=to_db_time(now), expires_at=to_db_time(notice.expires_at),
-                next_attempt_at=to_db_time(now),
-            )
-            inserted.append(notice.notice_id)
-        return inserted
-
-    def poll_state(self, user_id: str) -> PollState:
-        """Watched calendars, calendars without a baseline and the stored window end: one
-        query (calendar joined to account) instead of three."""
-        query = (CalendarRow.select(CalendarRow.href, CalendarRow.watched, CalendarRow.synced,
-                                    AccountRow.window_end)
-                 .join(AccountRow).where(AccountRow.mm_user_id == user_id)
-                 .order_by(CalendarRow.position, CalendarRow.id).tuples())
-        rows: list[tuple[str, bool, bool, datetime | None]] = list(query)  # type: ignore[arg-type]
-        return PollState(watched=[href for href, watched, _, _ in rows if watched],
-                         unsynced={href for href, _, synced, _ in rows if not synced},
-                         window_end=from_db_time(rows[0][3]) if rows else self.window_end(user_id))
+    @staticmethod
+    def _insert_occurrences(account_id: int, occurrences: list[Occurrence]) -> None:
+        rows = [
+            {"account": account_id, "href": o.href, "calendar": o.calendar, "uid": o.uid,
+             "rid": o.recurrence_id, "start": to_db_time(o.start), "end": to_db_time(o.end),
+             "data": dump_occurrence(o)}
+            for o in {o.key: o for o in occurrences}.values()
+        ]
+        for batch in range(0, len(rows), 200):
+            (OccurrenceRow.insert_many(rows[batch:batch + 200])
+             .on_conflict(conflict_target=[OccurrenceRow.account, OccurrenceRow.calendar,
+                                           OccurrenceRow.uid, OccurrenceRow.rid],
+                          preserve=[OccurrenceRow.href, OccurrenceRow.start, OccurrenceRow.end,
+                                    OccurrenceRow.data])
+             .execute())
 
     def touch_sync(self, user_id: str, now: datetime) -> None:
-        """An idle poll: only the sync time moves (as commit_poll would set it). One UPDATE,
-        no read-then-write transaction."""
-        AccountRow.update(last_sync_at=to_db_time(now), auth_notice_sent=False,
-                          needs_password=False).where(AccountRow.mm_user_id == user_id).execute()
+        """An idle poll: only the sync time moves (as commit_poll would set it)."""
+        with sqlite_write_lock():
+            AccountRow.update(last_sync_at=to_db_time(now), auth_notice_sent=False,
+                              needs_password=False).where(AccountRow.mm_user_id == user_id).execute()
 
-    def window_end(self, user_id: str) -> datetime | None:
-        row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
-        return None if row is None else from_db_time(row.window_end)
-
-    # -- notices ------------------------------------------------------------------------------
-    def record_notices(self, user_id: str, notices: list[Notice], now: datetime) -> list[str]:
-        """Record notices (ignoring ids already recorded); returns the ids newly recorded."""
-        with _transaction():
-            account = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
-            if account is None:
-                return []
-            return self._insert_notices(account, notices, now)
-
-    def record_many(self, batch: dict[str, list[Notice]], now: datetime) -> dict[str, list[str]]:
-        """``record_notices`` for several users in ONE transaction (one tick's notices)."""
-        recorded: dict[str, list[str]] = {}
-        with _transaction():
-            rows = AccountRow.select().where(AccountRow.mm_user_id.in_(list(batch)))
-            for account in rows:
-                recorded[account.mm_user_id] = self._insert_notices(
-                    account, batch[account.mm_user_id], now)
-        return recorded
-
-    def notice_ids_since(self, since: datetime, prefix: str) -> dict[str, set[str]]:
-        """user → ids of notices recorded since ``since`` whose id starts with ``prefix``."""
-        query = (NoticeRow.select(AccountRow.mm_user_id, NoticeRow.notice_id).join(AccountRow)
-                 .where((NoticeRow.created_at >= to_db_time(since))
-                        & (NoticeRow.notice_id.startswith(prefix)))
-                 .tuples())
-        found: dict[str, set[str]] = {}
-        for user_id, notice_id in query:
-            found.setdefault(user_id, set()).add(notice_id)
-        return found
-
-    def pending(self, now: datetime, limit: int = 500) -> list[PendingNotice]:
-        query = (NoticeRow.select(NoticeRow, AccountRow.mm_user_id).join(AccountRow)
-                 .where(NoticeRow.sent_at.is_null() & (NoticeRow.dropped == False)  # noqa: E712
-                        & (NoticeRow.next_attempt_at <= to_db_time(now)))
-                 .order_by(NoticeRow.id).limit(limit))
-        return [
-            PendingNotice(r.id, r.account.mm_user_id, r.notice_id, r.kind, r.message,
-                          r.thread_key, from_db_time(r.expires_at), r.attempts)
-            for r in query
-        ]
-
-    def still_pending(self, pk: int) -> bool:
-        """Neither sent nor dropped. A send job asks first: the tick may have read the notice
-        as pending just before another job posted it and marked it sent."""
-        return bool(NoticeRow.select(NoticeRow.id).where(
-            (NoticeRow.id == pk) & NoticeRow.sent_at.is_null()
-            & (NoticeRow.dropped == False)).exists())  # noqa: E712
-
-    def mark_sent(self, pk: int, post_id: str, now: datetime) -> None:
-        with _WRITES:
-            NoticeRow.update(sent_at=to_db_time(now), post_id=post_id,
-                             attempts=NoticeRow.attempts + 1).where(NoticeRow.id == pk).execute()
-
-    def mark_failed(self, pk: int, retry_at: datetime) -> None:
-        with _WRITES:
-            NoticeRow.update(attempts=NoticeRow.attempts + 1,
-                             next_attempt_at=to_db_time(retry_at)).where(NoticeRow.id == pk).execute()
-
-    def mark_dropped(self, pk: int) -> None:
-        with _WRITES:
-            NoticeRow.update(dropped=True).where(NoticeRow.id == pk).execute()
-
-    def thread_post(self, user_id: str, thread_key: str) -> str | None:
-        row = (ThreadRow.select(ThreadRow.post_id).join(AccountRow)
-               .where((AccountRow.mm_user_id == user_id) & (ThreadRow.thread_key == thread_key))
-               .first())
-        return None if row is None else str(row.post_id)
-
-    def set_thread_post(self, user_id: str, thread_key: str, post_id: str) -> None:
-        with _WRITES:
+    def apply_local_write(self, user_id: str, href: str, calendar: str,
+                          stored: StoredObject | None, occurrences: list[Occurrence]) -> None:
+        """The bot itself wrote ``href`` (an answer from the chat, a meeting it created): put
+        the object as read back, and its occurrences, into the snapshot, so the next poll
+        finds nothing to announce about it. ``stored`` None: the server dropped the object
+        (a declined invitation); its occurrences are kept as given (declined), so its
+        disappearance is not announced as a cancellation either."""
+        with write_transaction():
             account = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
             if account is None:
                 return
-            (ThreadRow.insert(account=account, thread_key=thread_key, post_id=post_id)
-             .on_conflict_ignore().execute())
+            AccountRow.update(snapshot_rev=AccountRow.snapshot_rev + 1).where(
+                AccountRow.id == account.id).execute()
+            if stored is None:
+                ObjectRow.delete().where((ObjectRow.account == account)
+                                         & (ObjectRow.href == href)).execute()
+            else:
+                (ObjectRow.insert(account=account, calendar=calendar, href=href,
+                                  etag=stored.etag, ics=stored.ics)
+                 .on_conflict(conflict_target=[ObjectRow.account, ObjectRow.href],
+                              update={ObjectRow.etag: stored.etag, ObjectRow.ics: stored.ics})
+                 .execute())
+            OccurrenceRow.delete().where((OccurrenceRow.account == account)
+                                         & (OccurrenceRow.href == href)).execute()
+            self._insert_occurrences(account.id, occurrences)
 
-    def prune(self, before: datetime) -> None:
-        """Forget sent or dropped notices older than ``before`` (their ids can't recur)."""
-        with _WRITES:
-            NoticeRow.delete().where(
-                (NoticeRow.created_at < to_db_time(before))
-                & (NoticeRow.sent_at.is_null(False) | (NoticeRow.dropped == True))  # noqa: E712
-            ).execute()
-
-    # -- account flags ------------------------------------------------------------------------
+    # -- the status marker --------------------------------------------------------------------
     def status_marker(self, user_id: str) -> BotStatus | None:
         row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
-        if row is None or row.bot_status_expires is None:
-            return None
-        return BotStatus(row.bot_status_emoji or "", row.bot_status_text or "",
-                            from_db_time(row.bot_status_expires))  # type: ignore[arg-type]
+        return None if row is None else _marker(row)
 
-    def status_markers(self) -> dict[str, BotStatus]:
-        query = AccountRow.select().where(AccountRow.bot_status_expires.is_null(False))
-        return {
-            r.mm_user_id: BotStatus(r.bot_status_emoji or "", r.bot_status_text or "",
-                                       from_db_time(r.bot_status_expires))  # type: ignore[arg-type]
-            for r in query
-        }
+    def status_markers(self, users: Iterable[str]) -> dict[str, BotStatus]:
+        query = AccountRow.select().where(AccountRow.mm_user_id.in_(list(users))
+                                          & AccountRow.bot_status_expires.is_null(False))
+        return {r.mm_user_id: m for r in query if (m := _marker(r)) is not None}
 
-    def set_status_marker(self, user_id: str, marker: BotStatus | None) -> None:
-        with _WRITES:
-            AccountRow.update(
-                bot_status_emoji=marker.emoji if marker else None,
-                bot_status_text=marker.text if marker else None,
-                bot_status_expires=to_db_time(marker.expires_at) if marker else None,
-            ).where(AccountRow.mm_user_id == user_id).execute()
+    def swap_status_marker(self, user_id: str, old: BotStatus | None,
+                           new: BotStatus | None) -> bool:
+        """Replace the marker only if it is still ``old`` (compare-and-set): a status check
+        that raced another one loses instead of overwriting it. True when swapped."""
+        expected = (AccountRow.bot_status_expires.is_null() if old is None
+                    else AccountRow.bot_status_expires == to_db_time(old.expires_at))
+        with sqlite_write_lock():
+            return bool(AccountRow.update(
+                bot_status_emoji=new.emoji if new else None,
+                bot_status_text=new.text if new else None,
+                bot_status_expires=to_db_time(new.expires_at) if new else None,
+            ).where((AccountRow.mm_user_id == user_id) & expected).execute())
 
     def block_status(self, user_id: str) -> None:
-        """The server refused custom statuses: stop trying for this user."""
-        with _WRITES:
-            AccountRow.update(status_blocked=True, status_on=False).where(
+        """The server refused custom statuses: stop trying for this user (``check`` says so;
+        ``status on`` tries again)."""
+        with sqlite_write_lock():
+            AccountRow.update(status_blocked=True, status_on=False, dirty=True).where(
                 AccountRow.mm_user_id == user_id).execute()
 
+    # -- a refused password -------------------------------------------------------------------
     def record_auth_failure(self, user_id: str, error_key: str, now: datetime) -> bool:
         """Mark "needs a new app password"; True when the user has not been told yet."""
-        with _transaction():
+        with write_transaction():
             row = AccountRow.get_or_none(AccountRow.mm_user_id == user_id)
             if row is None:
                 return False
             first = not row.auth_notice_sent
-            row.needs_password = True
-            row.auth_notice_sent = True
-            row.last_error = error_key
-            row.last_error_at = to_db_time(now)
-            row.save()
+            AccountRow.update(needs_password=True, auth_notice_sent=True, last_error=error_key,
+                              last_error_at=to_db_time(now)).where(AccountRow.id == row.id).execute()
             return first
+
+
+def _marker(row: AccountRow) -> BotStatus | None:
+    expires = from_db_time(row.bot_status_expires)
+    if expires is None:
+        return None
+    return BotStatus(row.bot_status_emoji or "", row.bot_status_text or "", expires)

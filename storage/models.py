@@ -53,6 +53,12 @@ class AccountRow(BaseModel):
     bot_status_emoji = CharField(max_length=64, null=True)
     bot_status_expires = DateTimeField(null=True)
     window_end = DateTimeField(null=True)  # end of the window the stored snapshot covers
+    # coordination (schema 3): which process holds the account, and what it must re-read
+    owner = CharField(max_length=128, null=True, index=True)  # process id of the lease holder
+    lease_until = DateTimeField(null=True)  # the lease is free for the taking after this
+    poll_due_at = DateTimeField(null=True)  # a poll is wanted at once (password fixed, …)
+    dirty = BooleanField(default=False)  # settings changed since the holder read them
+    snapshot_rev = IntegerField(default=0)  # bumped by every write of the stored snapshot
 
     class Meta:
         table_name = "account"
@@ -89,6 +95,7 @@ class OccurrenceRow(BaseModel):
     """The stored snapshot: one row per occurrence in the polled window."""
 
     account = ForeignKeyField(AccountRow, on_delete="CASCADE")
+    href = CharField(max_length=512, null=True)  # (schema 3) the object it was expanded from
     calendar = CharField(max_length=512)
     uid = CharField(max_length=512)
     rid = CharField(max_length=64)
@@ -114,8 +121,15 @@ class NoticeRow(BaseModel):
     sent_at = DateTimeField(null=True, index=True)
     post_id = CharField(max_length=64, null=True)
     attempts = IntegerField(default=0)
-    next_attempt_at = DateTimeField(null=True)
-    dropped = BooleanField(default=False)  # expired before it could be sent
+    next_attempt_at = DateTimeField(null=True)  # not before this (backoff, or a snooze's time)
+    dropped = BooleanField(default=False)  # expired or given up before it could be sent
+    # schema 3: claims (several senders), resumable parts, what it is about
+    claimed_by = CharField(max_length=128, null=True)
+    claim_until = DateTimeField(null=True)  # another sender may take it over after this
+    parts = TextField(default="")  # ids of the parts already posted, comma-separated
+    ref = TextField(null=True)  # (JSON) the meeting it is about and its buttons, see Notice
+    threaded = BooleanField(default=False)  # sent in order with the account's other threaded ones
+    drop_reason = CharField(max_length=32, null=True)
 
     class Meta:
         table_name = "notice"
@@ -134,6 +148,39 @@ class ThreadRow(BaseModel):
         indexes = ((("account", "thread_key"), True),)
 
 
+class ProcessRow(BaseModel):
+    """A running bot process (schema 3): its heartbeat tells the others how many share the
+    accounts, so each takes its share of the leases."""
+
+    process_id = CharField(primary_key=True, max_length=128)
+    started_at = DateTimeField()
+    heartbeat_at = DateTimeField(index=True)
+
+    class Meta:
+        table_name = "process"
+
+
+class InboxRow(BaseModel):
+    """An incoming chat post (schema 3), claimed by the one process that answers it.
+
+    The row is inserted with ``ON CONFLICT DO NOTHING``: whoever inserts it answers. ``done_at``
+    is set once the reply is posted; a claim that expired without it (the process died) is
+    taken over by another process, which first looks whether the reply went out after all.
+    """
+
+    post_id = CharField(primary_key=True, max_length=64)
+    channel_id = CharField(max_length=64)
+    created_at = DateTimeField(index=True)  # the post's own time (for pruning)
+    claimed_by = CharField(max_length=128)
+    claim_until = DateTimeField()
+    done_at = DateTimeField(null=True)
+    payload = TextField()  # the websocket event, to answer it again after a takeover
+
+    class Meta:
+        table_name = "inbox"
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     SchemaVersion, AccountRow, CalendarRow, ObjectRow, OccurrenceRow, NoticeRow, ThreadRow,
+    ProcessRow, InboxRow,
 ]

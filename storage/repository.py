@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from bot.core.model import (
@@ -13,7 +13,8 @@ from bot.core.model import (
     WatchedCalendar,
 )
 from storage.crypto import Vault
-from storage.models import AccountRow, CalendarRow, database
+from bot.clock import utc_now
+from storage.models import AccountRow, CalendarRow, ObjectRow, OccurrenceRow, database
 
 
 def to_db_time(value: datetime | None) -> datetime | None:
@@ -52,6 +53,7 @@ def _account(row: AccountRow) -> Account:
             responses=row.responses_on,
         ),
         needs_password=row.needs_password,
+        status_refused=bool(row.status_blocked),
         last_sync_at=from_db_time(row.last_sync_at),
         last_error=row.last_error,
         last_error_at=from_db_time(row.last_error_at),
@@ -61,8 +63,9 @@ def _account(row: AccountRow) -> Account:
 class Repository:
     """Accounts, their calendars and settings. Every method is one transaction."""
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, clock: Callable[[], datetime] = utc_now) -> None:
         self._vault = vault
+        self.clock = clock  # stamps "poll this account now" (tests give a manual clock)
 
     # -- accounts -------------------------------------------------------------------------
     def _row(self, user_id: str) -> AccountRow | None:
@@ -72,8 +75,17 @@ class Repository:
         row = self._row(user_id)
         return None if row is None else _account(row)
 
-    def accounts(self) -> list[Account]:
-        return [_account(row) for row in AccountRow.select().order_by(AccountRow.id)]
+    def accounts(self, users: Iterable[str] | None = None) -> list[Account]:
+        """Every account, or those of ``users``."""
+        query = AccountRow.select().order_by(AccountRow.id)
+        if users is None:
+            return [_account(row) for row in query]
+        wanted = list(users)
+        found: list[Account] = []
+        for batch in range(0, len(wanted), 500):
+            found += [_account(row) for row in
+                      query.where(AccountRow.mm_user_id.in_(wanted[batch:batch + 500]))]
+        return found
 
     def account_with_credentials(self, user_id: str) -> tuple[Account, Credentials] | None:
         """Both from one row read (a poll needs both, every minute)."""
@@ -93,34 +105,64 @@ class Repository:
         *,
         user_id: str,
         creds: Credentials,
-        timezone: str,
+        timezone: str | None,
         language: str,
         calendars: list[CalendarInfo],
         notifications: NotificationSettings,
         now: datetime,
     ) -> Account:
-        """Create the account (or replace a previous connection of the same user)."""
+        """Connect (checked credentials), all in one transaction.
+
+        A new user gets ``notifications``, ``timezone`` and every calendar watched. A user
+        connecting again keeps their settings, language and the status marker; the same login
+        also keeps its calendar choices and snapshot, while another login (another Yandex
+        account) starts from its own calendars with a silent first sync. ``timezone`` None
+        keeps the stored zone (required for a new user).
+        """
         with database.atomic():
-            AccountRow.delete().where(AccountRow.mm_user_id == user_id).execute()
-            row = AccountRow.create(
-                mm_user_id=user_id,
-                login=creds.login,
-                password_enc=self._vault.encrypt(creds.password),
-                timezone=timezone,
-                language=language,
-                created_at=to_db_time(now),
-                daily_at=notifications.daily_at,
-                daily_weekdays=notifications.daily_weekdays,
-                remind_leads=_leads_text(notifications.leads),
-                status_on=notifications.status,
-                changes_on=notifications.changes,
-                responses_on=notifications.responses,
-            )
-            for position, info in enumerate(calendars):
-                CalendarRow.create(
-                    account=row, href=info.href, name=info.name, watched=True, position=position
+            row = self._row(user_id)
+            if row is None:
+                if timezone is None:
+                    raise ValueError("a new account needs a time zone")
+                row = AccountRow.create(
+                    mm_user_id=user_id,
+                    login=creds.login,
+                    password_enc=self._vault.encrypt(creds.password),
+                    timezone=timezone,
+                    language=language,
+                    created_at=to_db_time(now),
+                    daily_at=notifications.daily_at,
+                    daily_weekdays=notifications.daily_weekdays,
+                    remind_leads=_leads_text(notifications.leads),
+                    status_on=notifications.status,
+                    changes_on=notifications.changes,
+                    responses_on=notifications.responses,
+                    poll_due_at=to_db_time(now),
                 )
-        return _account(row)
+                for position, info in enumerate(calendars):
+                    CalendarRow.create(account=row, href=info.href, name=info.name,
+                                       watched=True, position=position)
+                return _account(row)
+            same_login = row.login.lower() == creds.login.lower()
+            if not same_login:
+                # another Yandex account: nothing of the old one's calendars applies
+                ObjectRow.delete().where(ObjectRow.account == row).execute()
+                OccurrenceRow.delete().where(OccurrenceRow.account == row).execute()
+                CalendarRow.delete().where(CalendarRow.account == row).execute()
+            fields: dict[str, object] = {
+                "login": creds.login, "password_enc": self._vault.encrypt(creds.password),
+                "needs_password": False, "auth_notice_sent": False, "dirty": True,
+                "poll_due_at": to_db_time(now),
+                "snapshot_rev": AccountRow.snapshot_rev + 1,
+            }
+            if not same_login:
+                fields["window_end"] = None
+            if timezone is not None and timezone != row.timezone:
+                fields["timezone"] = timezone
+                CalendarRow.update(synced=False).where(CalendarRow.account == row).execute()
+            AccountRow.update(**fields).where(AccountRow.id == row.id).execute()
+            self._replace_calendars(row, calendars)
+            return _account(AccountRow.get_by_id(row.id))
 
     def delete_account(self, user_id: str) -> bool:
         with database.atomic():
@@ -131,7 +173,10 @@ class Repository:
             row.delete_instance()
             return True
 
-    def _update(self, user_id: str, **fields: object) -> Account:
+    def _update(self, user_id: str, *, notify: bool = True, **fields: object) -> Account:
+        """Change the row; ``notify``: a setting changed, so its lease holder re-reads it."""
+        if notify:
+            fields["dirty"] = True
         with database.atomic():
             AccountRow.update(**fields).where(AccountRow.mm_user_id == user_id).execute()
             row = self._row(user_id)
@@ -147,13 +192,14 @@ class Repository:
             password_enc=self._vault.encrypt(creds.password),
             needs_password=False,
             auth_notice_sent=False,
+            poll_due_at=to_db_time(self.clock()),  # a fixed password is used at once
         )
 
     def set_timezone(self, user_id: str, timezone: str) -> Account:
         """A new zone re-reads every calendar silently: all-day and floating times resolve in
         the user's zone, and a zone change is not a change of any meeting."""
         with database.atomic():
-            account = self._update(user_id, timezone=timezone)
+            account = self._update(user_id, timezone=timezone, poll_due_at=to_db_time(self.clock()))
             CalendarRow.update(synced=False).where(
                 CalendarRow.account == self._row(user_id)).execute()
         return account
@@ -175,15 +221,12 @@ class Repository:
             responses_on=settings.responses,
         )
 
-    def record_sync(self, user_id: str, now: datetime) -> None:
-        self._update(user_id, last_sync_at=to_db_time(now))
-
     def record_error(self, user_id: str, error_key: str, now: datetime) -> None:
         """Remember the last failure as a text key (shown translated by `check`)."""
-        self._update(user_id, last_error=error_key, last_error_at=to_db_time(now))
+        self._update(user_id, notify=False, last_error=error_key, last_error_at=to_db_time(now))
 
     def set_needs_password(self, user_id: str, value: bool) -> None:
-        self._update(user_id, needs_password=value)
+        self._update(user_id, notify=False, needs_password=value)
 
     # -- calendars ------------------------------------------------------------------------
     def calendars(self, user_id: str) -> list[WatchedCalendar]:
@@ -202,22 +245,24 @@ class Repository:
             row = self._row(user_id)
             if row is None:
                 raise KeyError(user_id)
-            known = {c.href: c for c in CalendarRow.select().where(CalendarRow.account == row)}
-            keep = {info.href for info in found}
-            for href, cal in known.items():
-                if href not in keep:
-                    cal.delete_instance()
-            for position, info in enumerate(found):
-                cal = known.get(info.href)
-                if cal is None:
-                    CalendarRow.create(
-                        account=row, href=info.href, name=info.name, watched=True,
-                        position=position,
-                    )
-                elif (cal.name, cal.position) != (info.name, position):
-                    cal.name, cal.position = info.name, position
-                    cal.save()
+            self._replace_calendars(row, found)
         return self.calendars(user_id)
+
+    @staticmethod
+    def _replace_calendars(row: AccountRow, found: list[CalendarInfo]) -> None:
+        known = {c.href: c for c in CalendarRow.select().where(CalendarRow.account == row)}
+        keep = {info.href for info in found}
+        for href, cal in known.items():
+            if href not in keep:
+                cal.delete_instance()
+        for position, info in enumerate(found):
+            cal = known.get(info.href)
+            if cal is None:
+                CalendarRow.create(account=row, href=info.href, name=info.name, watched=True,
+                                   position=position)
+            elif (cal.name, cal.position) != (info.name, position):
+                cal.name, cal.position = info.name, position
+                cal.save()
 
     def set_watched(self, user_id: str, hrefs: set[str]) -> list[WatchedCalendar]:
         with database.atomic():
@@ -230,4 +275,6 @@ class Repository:
                     # a calendar watched again starts with a silent first sync
                     cal.watched, cal.synced = watched, False
                     cal.save()
+            AccountRow.update(dirty=True, poll_due_at=to_db_time(self.clock())).where(
+                AccountRow.id == row.id).execute()
         return self.calendars(user_id)

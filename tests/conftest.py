@@ -1,4 +1,8 @@
-"""Shared fixtures: a real SQLite file database per test (never :memory: across threads)."""
+"""Shared fixtures: a real database per test, SQLite (a file, never :memory: across threads)
+and PostgreSQL (a fresh database on the session's embedded server, see ``tests.pg``).
+
+``db_url`` runs a test once on each; ``sqlite_url`` is for what only SQLite has (its file, WAL,
+the one-process lock)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,21 @@ import pytest
 from storage.crypto import Vault
 from storage.db import open_database
 from storage.repository import Repository
+from tests.pg import fresh_database
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'bot.db'}"
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    return fresh_database()
 
 
 @pytest.fixture

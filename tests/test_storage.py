@@ -26,8 +26,11 @@ def _connect(repo: Repository, user: str = "u1") -> None:
                       notifications=NotificationSettings(), now=NOW)
 
 
-def test_password_is_stored_encrypted(repo: Repository, db_url: str) -> None:
+def test_password_is_stored_encrypted(sqlite_url: str) -> None:
     """The app password never sits in the database file in clear text."""
+    open_database(sqlite_url)
+    repo = Repository(Vault("test-secret"))
+    db_url = sqlite_url
     _connect(repo)
     assert repo.credentials("u1") == Credentials("ivan@yandex.ru", "app-pass-123")
     raw = Path(sqlite_path(db_url) or "").read_bytes()
@@ -73,7 +76,9 @@ def test_settings_and_health_updates(repo: Repository) -> None:
     """Notification settings, sync time and the needs-password flag persist, times aware UTC."""
     _connect(repo)
     repo.set_notifications("u1", NotificationSettings(daily_at=None, leads=(10, 1)))
-    repo.record_sync("u1", NOW)
+    from storage.models import AccountRow
+
+    AccountRow.update(last_sync_at=NOW.replace(tzinfo=None)).execute()
     repo.set_needs_password("u1", True)
     account = repo.account("u1")
     assert account is not None
@@ -84,9 +89,10 @@ def test_settings_and_health_updates(repo: Repository) -> None:
 
 
 def test_wal_mode_and_threads(repo: Repository, db_url: str) -> None:
-    """SQLite runs in WAL mode and other threads read and write the same file."""
+    """SQLite runs in WAL mode; on both databases other threads read and write at once."""
     path = sqlite_path(db_url)
-    assert sqlite3.connect(str(path)).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if path is not None:
+        assert sqlite3.connect(str(path)).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     errors: list[BaseException] = []
 
     def work(n: int) -> None:
@@ -135,7 +141,7 @@ def test_schema_upgrade_from_version_1(tmp_path: Path) -> None:
     con.close()
     open_database(f"sqlite:///{path}").close()
     version = sqlite3.connect(path).execute("SELECT version FROM schemaversion").fetchone()[0]
-    assert version == dbmod.SCHEMA_VERSION == 2
+    assert version == dbmod.SCHEMA_VERSION == 3
     repo = Repository(vault)
     open_database(f"sqlite:///{path}")
     assert repo.credentials("u1") == Credentials("ivan", "pw")

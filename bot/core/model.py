@@ -117,6 +117,7 @@ class Account:
     language: str
     notifications: NotificationSettings
     needs_password: bool = False
+    status_refused: bool = False  # Mattermost refused to set custom statuses (403/501)
     last_sync_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
@@ -130,19 +131,57 @@ class WatchedCalendar:
 
 
 @dataclass(frozen=True, slots=True)
+class MeetingRef:
+    """Which meeting a notice is about, enough to answer it or snooze its reminder.
+
+    ``recurrence_id`` None means the whole series (or a single meeting); otherwise the one
+    occurrence with that RECURRENCE-ID (ISO, as in ``Occurrence.recurrence_id``).
+    """
+
+    calendar: str
+    href: str
+    uid: str
+    recurrence_id: str | None
+    start: datetime
+    title: str = ""
+
+    @classmethod
+    def of(cls, occ: Occurrence, *, series: bool) -> MeetingRef:
+        return cls(occ.calendar, occ.href, occ.uid,
+                   None if series or not occ.recurrence_id else occ.recurrence_id,
+                   occ.start, occ.title)
+
+
+# Kinds of notices whose order matters: a change and the answers that follow it thread under
+# the first post about the meeting, so an account's notices of these kinds go out one by one.
+THREADED_KINDS = frozenset({"change", "response"})
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """A message the engine decided to send; recorded before it is sent.
 
-    ``notice_id`` is unique per account (recording it twice is a no-op); ``thread_key`` makes
-    later notices about the same meeting reply in the first one's thread; ``expires_at`` is the
-    moment after which it is no longer worth sending (a reminder for a started meeting).
+    ``notice_id`` is unique per account and derived from what the notice says, so the same
+    decision taken twice (two polls, two processes) records one row. ``thread_keys`` name the
+    meetings it is about: when the first of them already has a thread the notice replies
+    there, and the post becomes the thread of those that have none. ``expires_at``: no longer
+    worth sending after this (a reminder of a started meeting); ``not_before``: not before this
+    (a snoozed reminder). ``refs`` and ``actions`` ("answer", "snooze") are the buttons the
+    post gets (one row of buttons per ref) when the action endpoint is configured.
     """
 
     notice_id: str
     kind: str
     message: str
-    thread_key: str | None = None
+    thread_keys: tuple[str, ...] = ()
     expires_at: datetime | None = None
+    not_before: datetime | None = None
+    refs: tuple[MeetingRef, ...] = ()
+    actions: tuple[str, ...] = ()
+
+    @property
+    def threaded(self) -> bool:
+        return self.kind in THREADED_KINDS
 
 
 @dataclass(frozen=True, slots=True)
