@@ -2,8 +2,10 @@
 
 No Mattermost server can run on our machines and no package emulates one, so the end-to-end
 tests drive the real, unmodified ``mmpy_bot.Bot`` (and its ``mattermostautodriver`` client)
-against this server. It speaks the wire format those libraries send and parse; see
-``/work/shared/notes/mattermost.md`` for the facts it is built on.
+against this server. It speaks the wire format those libraries send and parse: REST calls carry
+``Authorization: Bearer <token>`` and get JSON back (errors as ``{id, message, detailed_error,
+request_id, status_code}``); the websocket sends ``hello`` (seq 0) after an
+``authentication_challenge``, then events whose ``data.post`` is a JSON *string*.
 
 Usage::
 
@@ -13,34 +15,48 @@ Usage::
     reply = fake.wait_for_post(lambda p: p["root_id"] == post_id)
     fake.stop()
 
-What it serves (every REST call needs ``Authorization: Bearer <fake.token>``):
+What it serves (every REST call needs ``Authorization: Bearer <fake.token>`` except where noted):
 
 ==========  ======================================  ==========================================
 method      path                                    notes
 ==========  ======================================  ==========================================
-GET         /api/v4/users/{id|me}                   user object; ``props`` omitted when empty
+GET         /api/v4/users/{id|me}                   user object (``email``, ``roles``,
+                                                    ``is_bot``); ``props`` omitted when empty
 GET         /api/v4/users/username/{username}       user object
+POST        /api/v4/users/usernames                 ``[name, ...]`` -> users; unknown omitted
 GET         /api/v4/users/{id|me}/status            ``{user_id, status, manual, ...}``
 PUT         /api/v4/users/{id|me}/status/custom     validated like the server, see below
 DELETE      /api/v4/users/{id|me}/status/custom     sets ``props.customStatus`` to ``""``
+GET         /api/v4/users/{id|me}/channels          channels the user is a member of
 POST        /api/v4/channels/direct                 ``[id1, id2]`` -> one stable "D" channel, 201
 GET         /api/v4/channels/{id}                   channel object
-POST        /api/v4/posts                           201; broadcasts a websocket ``posted`` event
+GET         /api/v4/channels/{id}/posts             ``since`` / ``page`` / ``before`` / ``after``
+POST        /api/v4/posts                           201; ``posted`` event; ``pending_post_id``
 POST        /api/v4/posts/ephemeral                 201; recorded in ``ephemeral_posts`` only
 GET         /api/v4/posts/{id}                      404 once deleted
 GET         /api/v4/posts/{id}/thread               ``{order, posts, ...}``
+PUT         /api/v4/posts/{id}                      update (body ``id`` = URL id); ``post_edited``
+PUT         /api/v4/posts/{id}/patch                patch (``message``, ``props``, ...)
 DELETE      /api/v4/posts/{id}                      others' posts need ``bot_can_delete_others``
+POST        /api/v4/posts/{id}/actions/{action_id}  a click by the bot (see ``click``)
+POST        /api/v4/actions/dialogs/open            no token needed (server: ``APIHandler``)
 GET (ws)    /api/v4/websocket                       authentication_challenge, hello, events
 ==========  ======================================  ==========================================
 
 Anything else answers 404 (405 for a known path with another method) in Mattermost's error
 shape ``{id, message, detailed_error, request_id, status_code}`` and is listed in
-``unknown_requests``. Every REST call, known or not, authorised or not, is appended to
-``requests`` as ``(method, path, json_body)``.
+``unknown_requests``. Every REST call, known or not, authorised or not, down or not, is appended
+to ``requests`` as ``(method, path, json_body)``.
 
 Every JSON response carries ``Content-Type: application/json`` exactly: the driver's ``get()``
 compares the header with ``!=`` and hands back the raw ``httpx.Response`` otherwise, which
 breaks ``Driver.login()`` (aiohttp's ``json_response`` would add ``; charset=utf-8``).
+
+The test side plays the parts no bot can: users (``user_says``, also backdated with ``at_ms``
+and without any socket connected), a user's click on a button (``click``), a user filling in a
+dialog (``submit_dialog``), and the outage of the server behind its reverse proxy
+(``set_down``, ``set_websocket_refused``). Calls to integrations (button and dialog URLs) leave
+from the fake's own loop with aiohttp's client, as the server's own HTTP client would.
 
 Server rules copied on purpose (from the Mattermost server source):
 
@@ -54,19 +70,93 @@ Server rules copied on purpose (from the Mattermost server source):
   over 16383 characters -> 400 ``model.post.is_valid.message_length.app_error`` (the real
   status; the driver maps 413 to ``ContentTooLarge``, but the server does not send 413 here —
   set ``post_too_long_status`` to change it).
+* ``pending_post_id`` (``app/post.go`` ``deduplicateCreatePost``): a create whose
+  ``pending_post_id`` was used by a successful create in the last 30 s (``pending_post_ttl``)
+  answers 201 with that first post as it is now, creates nothing and broadcasts nothing; the id
+  is remembered from the end of the first create; a failed create remembers nothing. (The
+  server's 500 ``api.post.deduplicate_create_post.pending`` for a duplicate arriving while the
+  first is still being saved cannot happen here: a create is atomic on the fake's loop.)
+* message attachments (``model/integration_action.go``): an action without ``id`` gets one when
+  the post is saved (created, updated, patched; ``PreCommit``); every post a client reads (REST
+  answers of every kind and ``posted``/``post_edited``/``post_deleted`` events) has
+  ``integration`` stripped from its actions (``Post.EncodeJSON``/``ToJSON``), so an action's
+  ``context`` may hold a secret. ``fake.posts``/``fake.post()`` keep the full, server-side copy.
+* clicks (``app/integration_action.go`` ``DoPostActionWithCookie``/``DoActionRequest``): the
+  server POSTs ``{user_id, user_name, channel_id, channel_name, team_id, team_domain, post_id,
+  trigger_id, type, data_source, context}`` (``type`` is the action's type, ``"button"``;
+  ``context`` omitted when empty) with a fresh ``trigger_id``; anything but HTTP 200, a
+  connection error, a timeout or a non-empty body that is not a JSON object -> the click fails
+  with 400 ``api.post.do_action.action_integration.app_error`` and nothing is applied; an empty
+  body is fine. Then ``update`` replaces the post's message (an update without ``message``
+  blanks it, as Go's zero value does; ``edit_at`` is set when the text changes) and, when it
+  has ``props``, its props (keeping ``from_webhook``/``override_username``/
+  ``override_icon_url`` as they were; without ``props`` the old props stay); ``post_edited`` is
+  broadcast. ``ephemeral_text`` becomes an ephemeral post to the clicking user, in the thread of
+  the clicked post, with ``user_id`` = the clicking user (as the server builds it). Unknown or
+  deleted post -> 404 ``app.post.get.app_error``; no such action, or one without
+  ``integration`` -> 404 ``api.post.do_action.action_id.app_error``. ``goto_location`` is only
+  recorded: the server has no such field for button answers (it belongs to slash commands).
+* dialogs (``api4/integration_action.go`` ``openDialog``, ``app`` ``OpenInteractiveDialog``,
+  ``model`` ``DecodeAndVerifyTriggerId``, ``Dialog.IsValid``): no ``url`` -> 400; a trigger id
+  that is not one the fake issued -> 400 ``interactive_message.decode_trigger_id.*``; older than
+  ``trigger_ttl`` (3 s, the documented limit; newer servers allow
+  ``OutgoingIntegrationRequestsTimeout``, 30 s by default) -> 400 ``...expired``. The server only
+  *logs* an invalid dialog; the fake answers 400 ``fake.dialog.invalid`` (``strict_dialogs``,
+  default True) so the bot's mistake shows: title 1..24 **bytes** (Cyrillic counts 2), element
+  ``display_name`` 1..24 bytes, ``name`` 1..300 and unique, ``help_text`` <= 150, ``type`` one
+  of text/textarea/select/bool/radio/date/datetime, text ``subtype`` one of "", text, email,
+  number, tel, url, password, text ``default``/``placeholder`` <= 150 (textarea/select 3000), a
+  bool ``default`` "", "true" or "false", a select/radio ``default`` among its options,
+  ``0 <= min_length <= max_length``. There is no limit on the number of elements. Every open is
+  recorded in ``dialogs_opened`` (with ``problems``); an accepted one is also sent as an
+  ``open_dialog`` event to the clicking user (recorded, not sent to the bot's sockets).
+* dialog submissions (``SubmitInteractiveDialog``, the webapp): ``{type: "dialog_submission",
+  callback_id, state, user_id, channel_id, team_id, submission, cancelled}`` goes to the
+  dialog's url; a cancel is sent only when the dialog has ``notify_on_cancel``; a non-200 answer
+  or a failed call keeps the dialog open; a 200 answer is decoded leniently (not JSON = ``{}``);
+  ``{"errors": {...}}`` or ``{"error": "..."}`` keeps it open, anything else closes it.
+  Submitted values are kept in memory for the test but never logged.
+* edits (``api4/post.go`` ``patchPost``/``updatePost``, ``app.UpdatePost``, ``Post.Patch``):
+  unknown or deleted post -> 403 ``edit_post``; someone else's post -> 403
+  ``edit_others_posts`` unless ``bot_can_edit_others``; ``PUT /posts/{id}`` needs the body's
+  ``id`` to equal the URL's (400) and replaces message, props and ``is_pinned`` (absent =
+  empty); a patch changes only the fields it has, and its ``props`` replace the old ones whole
+  (no merge); ``edit_at`` is set only when the message changes; ``update_at`` always. Every
+  edit is recorded (``edits``, ``post_history``).
+* channel posts (``getPostsForChannel``, ``SqlPostStore.GetPostsSince``/``GetPostsPage``,
+  ``AddCursorIdsForPostList``): ``{order (newest first), posts, next_post_id, prev_post_id}``;
+  ``posts`` also holds the thread roots of replies in ``order``. ``since`` > 0: every post with
+  ``update_at`` > since (created, edited **or deleted**: deleted ones come back with
+  ``delete_at`` > 0, whatever ``include_deleted`` says), at most 1000, no cursors. Otherwise
+  ``page``/``per_page`` (default 60, at most 200) or ``before``/``after`` a post id, deleted
+  posts only with ``include_deleted``, which needs a system admin (403
+  ``read_deleted_posts``). Unknown channel -> 404; a D/G/P channel the bot is not a member of ->
+  403 ``read_channel_content`` (unless the bot is a system admin).
+* ``GET /users/{id}/channels`` for another user needs ``edit_other_users`` (403 unless the bot
+  is a system admin); channels ordered by id, each with ``last_post_at``.
 * delete: an unknown or already deleted post -> 403 (the server hides existence); someone
   else's post -> 403 unless ``bot_can_delete_others``; deleting a root deletes its replies.
 * ``posted`` events: ``data.post`` and ``data.mentions`` are JSON *strings*; ``mentions`` is
   present only when someone is mentioned (in a DM: the other member; elsewhere: ``@username``
   in the text); ``team_id`` is ``""`` for DMs; ``sender_name`` is ``"@username"``.
+* down (``set_down``): what a reverse proxy answers in front of a stopped server: every REST
+  call 502 with an HTML body (``Content-Type: text/html``), websocket upgrades 502, open
+  sockets closed. ``set_websocket_refused``: REST works, upgrades 502, open sockets closed.
 
-Simplifications: no channel membership (every authenticated socket gets every event, and every
-known user can be mentioned anywhere); no ``@channel``/``@all``; no file uploads; ``expires_at``
-is stored as sent instead of being re-rendered by Go's time formatter.
+Simplifications: membership is a plain set per channel (DM members; ``add_channel(members=)``,
+``add_channel_member``; posting in a channel joins it) and is only consulted by
+``/users/{id}/channels`` and channel posts, not by posting; every authenticated socket gets
+every event except those addressed to another user (``broadcast.user_id``), which are only
+recorded; every known user can be mentioned anywhere; no ``@channel``/``@all``; no file
+uploads; no action cookies (ephemeral posts' buttons cannot be clicked) and no select menus;
+the server's refusal to call private addresses (``AllowedUntrustedInternalConnections``) is not
+modelled; an edit keeps no hidden "old version" post (the server stores one, deleted, which a
+``since`` query also returns); ``expires_at`` is stored as sent instead of being re-rendered
+by Go's time formatter.
 
 Threading: the server runs in a daemon thread with its own asyncio loop. Every public method is
-safe to call from any thread except the server's own. ``user_says``, ``nudge_websockets`` and
-``drop_websockets`` block until their frames are written.
+safe to call from any thread except the server's own. ``user_says``, ``nudge_websockets``,
+``drop_websockets``, ``click``, ``submit_dialog`` and ``set_down`` block until done.
 """
 
 from __future__ import annotations
@@ -81,11 +171,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 log = logging.getLogger(__name__)
@@ -107,6 +198,35 @@ _INVALID_JSON = object()  # marks a request body that is not JSON
 _BODY_KEY: Any = (
     web.RequestKey("fake_mm_body", object) if hasattr(web, "RequestKey") else "fake_mm_body"
 )
+PENDING_POST_TTL = 30.0  # app.pendingPostIDsCacheTTL, seconds
+TRIGGER_ID_TTL = 3.0  # the documented trigger_id lifetime, seconds
+INTEGRATION_TIMEOUT = 5.0  # the server's OutgoingIntegrationRequestsTimeout is 30 s by default
+PER_PAGE_DEFAULT = 60  # web.PerPageDefault
+PER_PAGE_MAX = 200  # web.PerPageMaximum
+POSTS_SINCE_LIMIT = 1000  # the LIMIT of SqlPostStore.GetPostsSince
+# model.PostActionRetainPropKeys: kept from the old post when an action's update replaces props.
+RETAINED_PROP_KEYS = ("from_webhook", "override_username", "override_icon_url")
+# Limits of model.Dialog.IsValid / DialogElement.IsValid (Go's len(): bytes, not characters).
+DIALOG_TITLE_MAX_BYTES = 24
+DIALOG_ELEMENT_DISPLAY_NAME_MAX_BYTES = 24
+DIALOG_ELEMENT_NAME_MAX_BYTES = 300
+DIALOG_ELEMENT_HELP_TEXT_MAX_BYTES = 150
+DIALOG_TEXT_MAX_BYTES = 150
+DIALOG_TEXTAREA_MAX_BYTES = 3000
+DIALOG_SELECT_MAX_BYTES = 3000
+DIALOG_BOOL_MAX_BYTES = 150
+DIALOG_TEXT_SUBTYPES = frozenset({"", "text", "email", "number", "tel", "url", "password"})
+DIALOG_ELEMENT_TYPES = frozenset(
+    {"text", "textarea", "select", "bool", "radio", "date", "datetime"}
+)
+# What nginx answers for a stopped upstream.
+BAD_GATEWAY_HTML = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+_NO_AUTH_PATHS = frozenset({f"{API}/actions/dialogs/open"})  # api4 registers it with APIHandler
+_ID_RE = re.compile(r"[a-z0-9]{26}\Z")  # model.IsValidId
 
 
 def new_id() -> str:
@@ -121,6 +241,186 @@ def _json_response(data: Any, status: int = 200, request_id: str = "") -> web.Re
         headers["X-Request-Id"] = request_id
     body = json.dumps(data, ensure_ascii=False).encode("utf-8")
     return web.Response(body=body, status=status, headers=headers)
+
+
+def _bad_gateway() -> web.Response:
+    """The HTML 502 a reverse proxy sends when the server behind it is down."""
+    return web.Response(body=BAD_GATEWAY_HTML, status=502, headers={"Content-Type": "text/html"})
+
+
+def _actions(props: Any) -> Iterable[dict[str, Any]]:
+    """Every action dict in ``props.attachments[].actions[]`` (malformed entries skipped)."""
+    if not isinstance(props, dict) or not isinstance(props.get("attachments"), list):
+        return
+    for attachment in props["attachments"]:
+        if isinstance(attachment, dict) and isinstance(attachment.get("actions"), list):
+            yield from (a for a in attachment["actions"] if isinstance(a, dict))
+
+
+def _assign_action_ids(props: Any) -> None:
+    """``Post.GenerateActionIds``: give every action without an ``id`` a new one (in place)."""
+    for action in _actions(props):
+        if not action.get("id"):
+            action["id"] = new_id()
+
+
+def _client_post(post: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a post as clients see it: ``integration`` stripped from every action."""
+    result = copy.deepcopy(post)
+    for action in _actions(result.get("props")):
+        action.pop("integration", None)
+    return result
+
+
+def _parse_bool(value: str) -> bool | None:
+    """Go's ``strconv.ParseBool``; None when the text is not a boolean."""
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    return None
+
+
+def _int_param(query: Any, name: str, default: int, maximum: int | None = None) -> int:
+    """A paging parameter read like ``web.ParamsFromRequest``: bad or negative -> default."""
+    try:
+        value = int(query.get(name, ""))
+    except ValueError:
+        return default
+    if value < 0:
+        return default
+    return min(value, maximum) if maximum is not None else value
+
+
+def _go_len(value: Any) -> int:
+    """Go's ``len()`` of a string: its UTF-8 bytes."""
+    return len(value.encode("utf-8")) if isinstance(value, str) else 0
+
+
+def _dialog_problems(dialog: dict[str, Any]) -> list[str]:
+    """What ``model.Dialog.IsValid`` would complain about (empty when the dialog is valid)."""
+    problems: list[str] = []
+    title = dialog.get("title")
+    if not isinstance(title, str) or not title or _go_len(title) > DIALOG_TITLE_MAX_BYTES:
+        problems.append(f"invalid dialog title {title!r} (1..{DIALOG_TITLE_MAX_BYTES} bytes)")
+    icon = dialog.get("icon_url")
+    if icon and not (isinstance(icon, str) and icon.startswith(("http://", "https://"))):
+        problems.append("invalid icon url")
+    elements = dialog.get("elements") or []
+    if not isinstance(elements, list):
+        return [*problems, "elements is not a list"]
+    seen: set[Any] = set()
+    for element in elements:
+        if not isinstance(element, dict):
+            problems.append("an element is not an object")
+            continue
+        name = element.get("name")
+        if name in seen:
+            problems.append(f"duplicate dialog element {name!r}")
+        seen.add(name)
+        problems.extend(f"{name!r} field is not valid: {p}" for p in _element_problems(element))
+    return problems
+
+
+def _element_problems(element: dict[str, Any]) -> list[str]:
+    """What ``model.DialogElement.IsValid`` would complain about."""
+    problems: list[str] = []
+
+    def check(field_name: str, max_bytes: int, required: bool = False) -> None:
+        value = element.get(field_name) or ""
+        if not isinstance(value, str):
+            problems.append(f"{field_name} is not a string")
+        elif required and not value:
+            problems.append(f"{field_name} cannot be empty")
+        elif _go_len(value) > max_bytes:
+            problems.append(f"{field_name} cannot be longer than {max_bytes} bytes")
+
+    min_length = element.get("min_length") or 0
+    max_length = element.get("max_length") or 0
+    if not isinstance(min_length, int) or not isinstance(max_length, int):
+        problems.append("min_length/max_length must be integers")
+    elif min_length < 0:
+        problems.append(f"min length cannot be a negative number, got {min_length}")
+    elif min_length > max_length:
+        problems.append(
+            f"min length should be less then max length, got {min_length} > {max_length}"
+        )
+    check("display_name", DIALOG_ELEMENT_DISPLAY_NAME_MAX_BYTES, required=True)
+    check("name", DIALOG_ELEMENT_NAME_MAX_BYTES, required=True)
+    check("help_text", DIALOG_ELEMENT_HELP_TEXT_MAX_BYTES)
+    kind = element.get("type")
+    if element.get("multiselect") and kind != "select":
+        problems.append("multiselect can only be used with select elements")
+    options = [o.get("value") for o in element.get("options") or [] if isinstance(o, dict)]
+    default = element.get("default") or ""
+    if kind in ("text", "textarea"):
+        limit = DIALOG_TEXT_MAX_BYTES if kind == "text" else DIALOG_TEXTAREA_MAX_BYTES
+        check("default", limit)
+        check("placeholder", limit)
+        if (element.get("subtype") or "") not in DIALOG_TEXT_SUBTYPES:
+            problems.append(f"invalid subtype {element.get('subtype')!r}")
+    elif kind == "select":
+        check("default", DIALOG_SELECT_MAX_BYTES)
+        check("placeholder", DIALOG_SELECT_MAX_BYTES)
+        source = element.get("data_source") or ""
+        if source not in ("", "users", "channels", "dynamic"):
+            problems.append(f"invalid data source {source!r}")
+        if source == "" and not element.get("multiselect") and default and default not in options:
+            problems.append(f"default value {default!r} doesn't exist in options")
+    elif kind == "bool":
+        if default not in ("", "true", "false"):
+            problems.append("invalid default of bool")
+        check("placeholder", DIALOG_BOOL_MAX_BYTES)
+    elif kind == "radio":
+        if default and default not in options:
+            problems.append(f"default value {default!r} doesn't exist in options")
+    elif kind in ("date", "datetime"):
+        check("default", DIALOG_TEXT_MAX_BYTES)
+        check("placeholder", DIALOG_TEXT_MAX_BYTES)
+    else:
+        problems.append(f"invalid element type: {kind!r}")
+    return problems
+
+
+def _action_answer_problem(answer: dict[str, Any] | None) -> str | None:
+    """Why Go could not decode this answer into ``PostActionIntegrationResponse``, if it can't."""
+    if answer is None:
+        return None
+    update = answer.get("update")
+    if update is not None and not isinstance(update, dict):
+        return "update is not an object"
+    if isinstance(update, dict):
+        if update.get("message") is not None and not isinstance(update["message"], str):
+            return "update.message is not a string"
+        if update.get("props") is not None and not isinstance(update["props"], dict):
+            return "update.props is not an object"
+    text = answer.get("ephemeral_text")
+    if text is not None and not isinstance(text, str):
+        return "ephemeral_text is not a string"
+    return None
+
+
+def _trigger_error(trigger_id: str) -> ApiError:
+    """The error ``DecodeAndVerifyTriggerId`` gives for a trigger id the fake never issued."""
+    try:
+        parts = base64.b64decode(trigger_id, validate=True).decode("utf-8").split(":")
+    except (ValueError, UnicodeDecodeError):
+        return ApiError(
+            400,
+            "interactive_message.decode_trigger_id.base64_decode_failed",
+            "Failed to decode base64 for trigger ID for interactive dialog.",
+        )
+    if len(parts) != 4:
+        return ApiError(
+            400,
+            "interactive_message.decode_trigger_id.missing_data",
+            "Trigger ID missing required data for interactive dialog.",
+        )
+    return ApiError(
+        400,
+        "interactive_message.decode_trigger_id.verify_signature_failed",
+        "Signature verification failed of trigger ID for interactive dialog.",
+    )
 
 
 def _dumps_compact(data: Any) -> str:
@@ -202,6 +502,18 @@ class _Socket:
     seq: int = 0
 
 
+@dataclass
+class _Trigger:
+    """A trigger id issued for a click: who clicked where, and when (``time.monotonic``)."""
+
+    client_trigger_id: str
+    user_id: str
+    channel_id: str
+    team_id: str
+    issued: float
+    used: bool = False
+
+
 class FakeMattermost:
     """A Mattermost server double on 127.0.0.1: REST v4 + websocket, real wire format.
 
@@ -209,12 +521,24 @@ class FakeMattermost:
 
     * ``url`` (``"http://127.0.0.1"``), ``port`` (0 until started), ``token``: what the bot's
       ``Settings`` need (``MATTERMOST_URL``, ``MATTERMOST_PORT``, ``BOT_TOKEN``).
-    * ``bot_user_id``, ``bot_username``, ``team_id``.
+    * ``bot_user_id``, ``bot_username``, ``team_id``, ``team_name`` (the ``team_domain`` of
+      clicks).
     * ``bot_can_delete_others`` (default True): False -> deleting another user's post is 403.
+    * ``bot_can_edit_others`` (default False, a member bot): True -> the bot may edit others'
+      posts (``edit_others_posts``, e.g. a System Admin bot).
     * ``custom_status_error``: None (default), 501 (feature switched off, for every user), 403
       (the bot may not edit *other* users; its own status still works) or any other status
       (returned for every user after validation).
     * ``post_too_long_status`` (default 400, what the server sends).
+    * ``pending_post_ttl`` (30 s): how long a ``pending_post_id`` is remembered.
+    * ``trigger_ttl`` (3 s): how long a click's trigger id opens a dialog;
+      ``trigger_id_single_use`` (default True; the server does not check this, the fake does,
+      so a bot that opens two dialogs from one click is caught).
+    * ``strict_dialogs`` (default True): an invalid dialog is 400 instead of only recorded.
+    * ``integration_timeout`` (5 s): how long a call to a button's or dialog's URL may take.
+
+    The bot's own roles (``system_user``) decide ``include_deleted`` and reading other users'
+    channels: ``fake.update_user(fake.bot_user_id, roles="system_admin system_user")``.
     """
 
     def __init__(
@@ -232,9 +556,16 @@ class FakeMattermost:
         self.bot_username = bot_username
         self.team_id = new_id()
         self.server_version = server_version
+        self.team_name = "team"
         self.bot_can_delete_others = True
+        self.bot_can_edit_others = False
         self.custom_status_error: int | None = None
         self.post_too_long_status = 400
+        self.pending_post_ttl = PENDING_POST_TTL
+        self.trigger_ttl = TRIGGER_ID_TTL
+        self.trigger_id_single_use = True
+        self.strict_dialogs = True
+        self.integration_timeout = INTEGRATION_TIMEOUT
 
         self._lock = threading.RLock()
         self._users: dict[str, dict[str, Any]] = {}
@@ -242,6 +573,7 @@ class FakeMattermost:
         self._channels: dict[str, dict[str, Any]] = {}
         self._dm_members: dict[str, tuple[str, str]] = {}
         self._dm_by_pair: dict[frozenset[str], str] = {}
+        self._members: dict[str, set[str]] = {}
         self._posts: list[dict[str, Any]] = []
         self._posts_by_id: dict[str, dict[str, Any]] = {}
         self._ephemeral: list[dict[str, Any]] = []
@@ -252,7 +584,17 @@ class FakeMattermost:
         self._failures: list[_Failure] = []
         self._sockets: set[_Socket] = set()
         self._ws_auth_count = 0
+        self._ws_refused_count = 0
         self._last_millis = 0
+        self._pending_posts: dict[str, tuple[float, str]] = {}  # id -> (monotonic, post id)
+        self._edits: list[dict[str, Any]] = []
+        self._clicks: list[dict[str, Any]] = []
+        self._triggers: dict[str, _Trigger] = {}
+        self._dialogs: list[dict[str, Any]] = []
+        self._submissions: list[dict[str, Any]] = []
+        self._down = False
+        self._ws_refused = False
+        self._http: aiohttp.ClientSession | None = None
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -339,12 +681,16 @@ class FakeMattermost:
         self._stop_requested = asyncio.Event()
         runner = web.AppRunner(self._build_app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
+        # The server's own HTTP client, for calls to integrations (buttons, dialogs).
+        self._http = aiohttp.ClientSession()
         try:
             await web.SockSite(runner, sock).start()
             ready.set()
             await self._stop_requested.wait()
             await self._close_sockets(WSCloseCode.GOING_AWAY, b"server shutdown")
         finally:
+            await self._http.close()
+            self._http = None
             await runner.cleanup()
             sock.close()
 
@@ -372,14 +718,19 @@ class FakeMattermost:
         props: dict[str, str] | None = None,
         is_bot: bool = False,
         status: str = "online",
+        email: str | None = None,
+        admin: bool = False,
     ) -> dict[str, Any]:
         """Create a user and return (a copy of) its user object.
 
         ``timezone``: None -> automatic with no zone known (a new user's default); a zone name
         -> automatic time zone set to it; a dict -> used as given (e.g. ``{"useAutomaticTimezone":
         "false", "automaticTimezone": "", "manualTimezone": "Asia/Tokyo"}``). Values are the
-        strings the server sends.
+        strings the server sends. ``email`` defaults to ``<username>@example.com``; ``admin``
+        makes ``roles`` ``"system_admin system_user"``.
         """
+        if admin:
+            roles = "system_admin system_user"
         if timezone is None:
             tz = {"useAutomaticTimezone": "true", "automaticTimezone": "", "manualTimezone": ""}
         elif isinstance(timezone, str):
@@ -399,7 +750,7 @@ class FakeMattermost:
             "username": username,
             "auth_data": "",
             "auth_service": "",
-            "email": f"{username}@example.test",
+            "email": email if email is not None else f"{username}@example.com",
             "nickname": "",
             "first_name": "",
             "last_name": "",
@@ -450,17 +801,38 @@ class FakeMattermost:
         type: str = "O",  # noqa: A002 - the server's field name
         *,
         display_name: str | None = None,
+        members: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """Create a team channel ("O" public, "P" private, "G" group); return a copy."""
+        """Create a team channel ("O" public, "P" private, "G" group); return a copy.
+
+        ``members``: user ids that have joined it (the bot's id included, if it has).
+        """
         if type not in {"O", "P", "G"}:
             raise ValueError("use dm_channel_id() for direct channels")
+        members = list(members)
         with self._lock:
             if channel_id in self._channels:
                 raise ValueError(f"channel {channel_id} already exists")
+            for user_id in members:
+                self._require_user(user_id)
             channel = self._new_channel(
                 channel_id, name, type, display_name or name, self.team_id if type != "G" else ""
             )
+            self._members[channel_id].update(members)
             return copy.deepcopy(channel)
+
+    def add_channel_member(self, channel_id: str, user_id: str) -> None:
+        """Make ``user_id`` a member of a channel (as if they joined it)."""
+        with self._lock:
+            self._require_user(user_id)
+            if channel_id not in self._channels:
+                raise KeyError(f"unknown channel {channel_id}")
+            self._members[channel_id].add(user_id)
+
+    def channel_members(self, channel_id: str) -> set[str]:
+        """User ids that are members of a channel."""
+        with self._lock:
+            return set(self._members.get(channel_id, ()))
 
     def dm_channel_id(self, user_id: str, other_id: str | None = None) -> str:
         """Id of the DM channel between ``user_id`` and the bot (or ``other_id``), made once."""
@@ -517,12 +889,19 @@ class FakeMattermost:
         channel_id: str | None = None,
         root_id: str = "",
         mention_bot: bool = False,
+        *,
+        at_ms: int | None = None,
+        broadcast: bool = True,
     ) -> str:
         """Post ``text`` as ``user_id`` and broadcast it like the server; return the post id.
 
         ``channel_id`` None means the user's DM with the bot. ``mention_bot`` prefixes
         ``@<bot_username>`` (unless the text already mentions it), which fills ``mentions``.
-        Blocks until the ``posted`` event was written to every authenticated socket.
+        Blocks until the ``posted`` event was written to every authenticated socket; with no
+        socket connected (the bot away) the post is simply stored, to be found later through
+        ``GET /channels/{id}/posts``. ``at_ms`` backdates it (``create_at`` = ``update_at`` =
+        that epoch millisecond, e.g. "20 minutes ago"); ``broadcast=False`` stores it without
+        any event, as if the bot's socket had missed it.
         """
         if mention_bot and not re.search(rf"@{re.escape(self.bot_username)}\b", text):
             text = f"@{self.bot_username} {text}"
@@ -530,14 +909,23 @@ class FakeMattermost:
             self._require_user(user_id)
             if channel_id is None:
                 channel_id = self._direct_channel(user_id, self.bot_user_id)["id"]
-        return self._in_loop(self._user_says(user_id, text, channel_id, root_id))
+        return self._in_loop(self._user_says(user_id, text, channel_id, root_id, at_ms, broadcast))
 
-    async def _user_says(self, user_id: str, text: str, channel_id: str, root_id: str) -> str:
+    async def _user_says(
+        self,
+        user_id: str,
+        text: str,
+        channel_id: str,
+        root_id: str,
+        at_ms: int | None,
+        broadcast: bool,
+    ) -> str:
         try:
-            post = self._create_post(user_id, channel_id, text, root_id, {}, [])
+            post = self._create_post(user_id, channel_id, text, root_id, {}, [], create_at=at_ms)
         except ApiError as error:
             raise ValueError(f"user_says rejected like the server would: {error}") from None
-        await self._broadcast_posted(post)
+        if broadcast:
+            await self._broadcast_posted(post)
         return post["id"]
 
     def fail_next(
@@ -579,6 +967,89 @@ class FakeMattermost:
         """Close every websocket from the server side (the client reconnects after 5 s)."""
         if self.running:
             self._in_loop(self._close_sockets(WSCloseCode.GOING_AWAY, b"dropped by test"))
+
+    def set_down(self, down: bool = True) -> None:
+        """Stop (True) or restart (False) the server behind its reverse proxy.
+
+        While down every REST call answers 502 with nginx's HTML page (``text/html``), every
+        websocket upgrade 502, and the sockets open when it went down are closed. Test-side
+        calls that need the server (``click``, ``submit_dialog``) raise RuntimeError;
+        ``user_says`` still stores posts.
+        """
+        with self._lock:
+            self._down = down
+        if down and self.running:
+            self._in_loop(self._close_sockets(WSCloseCode.GOING_AWAY, b"server down"))
+
+    def set_websocket_refused(self, refused: bool = True) -> None:
+        """Refuse websocket upgrades with 502 (True) while REST keeps working; False restores.
+
+        The sockets open when it starts are closed, so the bot notices.
+        """
+        with self._lock:
+            self._ws_refused = refused
+        if refused and self.running:
+            self._in_loop(self._close_sockets(WSCloseCode.GOING_AWAY, b"websocket refused"))
+
+    @property
+    def down(self) -> bool:
+        """True while ``set_down(True)`` is in effect."""
+        with self._lock:
+            return self._down
+
+    def _require_up(self, what: str) -> None:
+        with self._lock:
+            if self._down:
+                raise RuntimeError(f"{what}: Mattermost is down (call set_down(False) first)")
+
+    # ------------------------------------------------------------------ test-side API: interactions
+
+    def click(self, post_id: str, action_id: str, user_id: str) -> dict[str, Any]:
+        """Play a user's click on a button like the server; return the click record.
+
+        The fake POSTs the server's request to the action's ``integration.url`` with a fresh
+        ``trigger_id`` and applies the answer (``update``, ``ephemeral_text``). The record (also
+        in ``clicks``) is ``{post_id, action_id, user_id, via, url, request, trigger_id,
+        client_trigger_id, status, response, goto_location, error, error_id, api_status, at}``:
+        ``status`` is the integration's HTTP status (None when it could not be reached),
+        ``response`` its parsed answer, ``error``/``error_id`` why the click failed (None when
+        it worked) and ``api_status`` the HTTP status the clicking client got (200/400/404).
+        Failures of the integration are returned, never raised.
+        """
+        self._require_up("click")
+        with self._lock:
+            self._require_user(user_id)
+        record, _ = self._in_loop(
+            self._click(post_id, action_id, user_id, "test"), self.integration_timeout + 5
+        )
+        return record
+
+    def submit_dialog(
+        self,
+        user_id: str,
+        submission: dict[str, Any],
+        dialog: dict[str, Any] | str | None = None,
+        cancelled: bool = False,
+    ) -> dict[str, Any]:
+        """Play ``user_id`` submitting (or cancelling) an open dialog; return the record.
+
+        ``dialog``: a record from ``dialogs_opened`` or its ``id``; None -> the last dialog
+        opened for ``user_id`` that is still open (LookupError when there is none). The fake
+        POSTs ``{type: "dialog_submission", callback_id, state, user_id, channel_id, team_id,
+        submission, cancelled}`` to the dialog's url (a cancel only when the dialog has
+        ``notify_on_cancel``; its ``submission`` is ``{}``). The record (also in
+        ``dialog_submissions``) is ``{dialog_id, user_id, cancelled, sent, url, request,
+        status, response, error, open, at}``: ``response`` is the parsed answer (``{}`` when
+        empty or not JSON), ``open`` whether the dialog stays open (``errors``/``error`` in the
+        answer, a non-200 answer or no answer at all). Values are never logged.
+        """
+        self._require_up("submit_dialog")
+        with self._lock:
+            record = self._find_dialog(user_id, dialog)
+        return self._in_loop(
+            self._submit_dialog(record, user_id, copy.deepcopy(dict(submission)), cancelled),
+            self.integration_timeout + 5,
+        )
 
     # ------------------------------------------------------------------ test-side API: reading
 
@@ -641,6 +1112,55 @@ class FakeMattermost:
         """Exceptions raised inside the fake's handlers (bugs in the fake; answered 500)."""
         with self._lock:
             return list(self._handler_errors)
+
+    @property
+    def clicks(self) -> list[dict[str, Any]]:
+        """Every click (``click`` and ``POST /posts/{id}/actions/{id}``), oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._clicks)
+
+    @property
+    def dialogs_opened(self) -> list[dict[str, Any]]:
+        """Every ``POST /actions/dialogs/open``, refused ones included, oldest first.
+
+        Each is ``{id, trigger_id, url, dialog, user_id, channel_id, team_id, problems,
+        error_id, open, at}``: ``error_id`` None when it opened, ``problems`` what the server's
+        ``Dialog.IsValid`` finds, ``open`` whether the user still sees it.
+        """
+        with self._lock:
+            return copy.deepcopy(self._dialogs)
+
+    @property
+    def dialog_submissions(self) -> list[dict[str, Any]]:
+        """Every ``submit_dialog`` record, oldest first (submitted values included)."""
+        with self._lock:
+            return copy.deepcopy(self._submissions)
+
+    @property
+    def edits(self) -> list[dict[str, Any]]:
+        """Every edit: ``{post_id, at, via ("patch"/"update"/"action"), by, before, after}``.
+
+        ``before``/``after`` hold the post's ``message`` and ``props``.
+        """
+        with self._lock:
+            return copy.deepcopy(self._edits)
+
+    def post_history(self, post_id: str) -> list[dict[str, Any]]:
+        """The versions of a post, oldest first: ``[{message, props}, ...]``, current last."""
+        with self._lock:
+            post = self._posts_by_id.get(post_id)
+            if post is None:
+                raise KeyError(post_id)
+            edits = [e for e in self._edits if e["post_id"] == post_id]
+            versions = [e["before"] for e in edits]
+            versions.append({"message": post["message"], "props": post["props"]})
+            return copy.deepcopy(versions)
+
+    @property
+    def ws_refused_count(self) -> int:
+        """How many websocket upgrades were answered 502 (down or refused)."""
+        with self._lock:
+            return self._ws_refused_count
 
     @property
     def ws_auth_count(self) -> int:
@@ -720,11 +1240,13 @@ class FakeMattermost:
             "header": "",
             "purpose": "",
             "last_post_at": 0,
+            "last_root_post_at": 0,
             "total_msg_count": 0,
             "extra_update_at": 0,
             "creator_id": "",
         }
         self._channels[channel_id] = channel
+        self._members[channel_id] = set()
         return channel
 
     def _direct_channel(self, user_a: str, user_b: str) -> dict[str, Any]:
@@ -740,6 +1262,7 @@ class FakeMattermost:
                 channel_id = channel["id"]
                 self._dm_by_pair[pair] = channel_id
                 self._dm_members[channel_id] = (low, high)
+                self._members[channel_id].update((low, high))
             return self._channels[channel_id]
 
     def _create_post(
@@ -751,8 +1274,12 @@ class FakeMattermost:
         props: Any,
         file_ids: Any,
         pending_post_id: str = "",
+        create_at: int | None = None,
     ) -> dict[str, Any]:
-        """Validate and store a post like ``app.CreatePost``; return a copy. Raises ApiError."""
+        """Validate and store a post like ``app.CreatePost``; return a copy. Raises ApiError.
+
+        ``create_at`` (epoch ms) backdates the post; the author joins the channel.
+        """
         if not isinstance(message, str) or not isinstance(root_id, str):
             raise _invalid_body("post")
         if not isinstance(props, dict) or not isinstance(file_ids, list):
@@ -780,7 +1307,7 @@ class FakeMattermost:
                     "Post Message property is longer than the maximum permitted length.",
                     f"Length={len(message)}, MaxLength={MAX_POST_RUNES}",
                 )
-            now = self._millis()
+            now = self._millis() if create_at is None else create_at
             post: dict[str, Any] = {
                 "id": new_id(),
                 "create_at": now,
@@ -802,18 +1329,138 @@ class FakeMattermost:
                 "participants": None,
                 "metadata": {},
             }
+            _assign_action_ids(post["props"])
             if file_ids:
                 post["file_ids"] = list(file_ids)
             if root_id:
                 root = self._posts_by_id[root_id]
                 root["reply_count"] += 1
-                root["last_reply_at"] = now
-            channel["last_post_at"] = now
+                root["last_reply_at"] = max(root["last_reply_at"], now)
+            else:
+                channel["last_root_post_at"] = max(channel["last_root_post_at"], now)
+            channel["last_post_at"] = max(channel["last_post_at"], now)
             channel["total_msg_count"] += 1
+            self._members[channel_id].add(user_id)
             self._posts.append(post)
+            if create_at is not None:  # keep "oldest first" true for backdated posts
+                self._posts.sort(key=lambda p: p["create_at"])
             self._posts_by_id[post["id"]] = post
             log.debug("fake_mm.post id=%s user=%s channel=%s", post["id"], user_id, channel_id)
             return copy.deepcopy(post)
+
+    def _edit_post(
+        self,
+        post: dict[str, Any],
+        *,
+        message: str | None,
+        props: dict[str, Any] | None,
+        is_pinned: bool | None,
+        via: str,
+        by: str,
+    ) -> dict[str, Any]:
+        """Apply an edit like ``app.UpdatePost`` (None = field unchanged); return a copy.
+
+        The caller checked permissions. ``edit_at`` moves only when the message changes.
+        """
+        with self._lock:
+            if post["delete_at"]:
+                raise ApiError(
+                    400,
+                    "api.post.update_post.permissions_details.app_error",
+                    f"Already deleted id={post['id']}.",
+                )
+            if message is not None and len(message) > MAX_POST_RUNES:
+                raise ApiError(
+                    self.post_too_long_status,
+                    "model.post.is_valid.message_length.app_error",
+                    "Post Message property is longer than the maximum permitted length.",
+                    f"Length={len(message)}, MaxLength={MAX_POST_RUNES}",
+                )
+            before = {"message": post["message"], "props": copy.deepcopy(post["props"])}
+            now = self._millis()
+            if message is not None and message != post["message"]:
+                post["message"] = message
+                post["edit_at"] = now
+            if props is not None:
+                post["props"] = copy.deepcopy(props)
+            _assign_action_ids(post["props"])
+            if is_pinned is not None:
+                post["is_pinned"] = is_pinned
+            post["update_at"] = now
+            after = {"message": post["message"], "props": copy.deepcopy(post["props"])}
+            self._edits.append(
+                {
+                    "post_id": post["id"],
+                    "at": now,
+                    "via": via,
+                    "by": by,
+                    "before": before,
+                    "after": after,
+                }
+            )
+            log.debug("fake_mm.post_edited id=%s via=%s", post["id"], via)
+            return copy.deepcopy(post)
+
+    def _check_edit_permission(self, post_id: str) -> dict[str, Any]:
+        """``postPatchChecks``: the live post the bot may edit, else 403."""
+        post = self._posts_by_id.get(post_id)
+        if post is None or post["delete_at"]:
+            raise _permission_error(self.bot_user_id, "edit_post")
+        if post["user_id"] != self.bot_user_id and not self.bot_can_edit_others:
+            raise _permission_error(self.bot_user_id, "edit_others_posts")
+        return post
+
+    def _bot_is_admin(self) -> bool:
+        """``IsSystemAdmin``: the bot's roles include ``system_admin``."""
+        return "system_admin" in self._users[self.bot_user_id]["roles"].split()
+
+    def _issue_trigger(self, user_id: str, channel: dict[str, Any]) -> str:
+        """A trigger id shaped like the server's: base64("client:user:millis:signature")."""
+        client_trigger_id = new_id()
+        signature = base64.b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes).decode("ascii")
+        data = f"{client_trigger_id}:{user_id}:{int(time.time() * 1000)}:{signature}"
+        trigger_id = base64.b64encode(data.encode("ascii")).decode("ascii")
+        self._triggers[trigger_id] = _Trigger(
+            client_trigger_id, user_id, channel["id"], channel["team_id"], time.monotonic()
+        )
+        return trigger_id
+
+    def _valid_trigger(self, trigger_id: str) -> _Trigger:
+        """The issued, unexpired (and, if single use, unused) trigger, else the server's 400."""
+        trigger = self._triggers.get(trigger_id)
+        if trigger is None:
+            raise _trigger_error(trigger_id)
+        if time.monotonic() - trigger.issued > self.trigger_ttl:
+            raise ApiError(
+                400,
+                "interactive_message.decode_trigger_id.expired",
+                "Trigger ID for interactive dialog is expired. The maximum time for Trigger ID "
+                f"is {self.trigger_ttl:g}s.",
+            )
+        if trigger.used and self.trigger_id_single_use:
+            raise ApiError(
+                400,
+                "fake.trigger_id.already_used",
+                "This trigger ID already opened a dialog (the fake allows one per click).",
+            )
+        return trigger
+
+    def _find_dialog(self, user_id: str, dialog: dict[str, Any] | str | None) -> dict[str, Any]:
+        """The open dialog record ``submit_dialog`` means (the stored one, not a copy)."""
+        if dialog is None:
+            for record in reversed(self._dialogs):
+                if record["open"] and record["user_id"] == user_id:
+                    return record
+            raise LookupError(f"no dialog is open for user {user_id}")
+        dialog_id = dialog if isinstance(dialog, str) else dialog.get("id")
+        record = next((r for r in self._dialogs if r["id"] == dialog_id), None)
+        if record is None:
+            raise KeyError(f"unknown dialog {dialog_id}")
+        if record["user_id"] != user_id:
+            raise ValueError(f"dialog {dialog_id} was opened for {record['user_id']}")
+        if not record["open"]:
+            raise ValueError(f"dialog {dialog_id} is not open")
+        return record
 
     def _mentions(self, post: dict[str, Any], channel: dict[str, Any]) -> list[str]:
         """Who a post mentions: the other member of a DM, else every ``@username`` in it."""
@@ -845,6 +1492,12 @@ class FakeMattermost:
     # ------------------------------------------------------------------ websocket
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            refused = self._down or self._ws_refused
+            if refused:
+                self._ws_refused_count += 1
+        if refused:
+            return _bad_gateway()
         ws = web.WebSocketResponse(heartbeat=None, autoping=True, timeout=2.0)
         await ws.prepare(request)
         conn = _Socket(ws)
@@ -930,8 +1583,16 @@ class FakeMattermost:
             return True
 
     async def _broadcast(self, event: dict[str, Any], record: bool = True) -> int:
+        """Record an event and send it to every authenticated socket; return how many got it.
+
+        Every socket belongs to the bot (only its token authenticates), so an event addressed
+        to another user (``broadcast.user_id``) is recorded but sent to no socket.
+        """
+        addressee = event.get("broadcast", {}).get("user_id", "")
         with self._lock:
             targets = [s for s in self._sockets if s.authenticated and not s.ws.closed]
+            if addressee and addressee != self.bot_user_id:
+                targets = []
             if record:
                 self._events.append(copy.deepcopy(event))
         results = await asyncio.gather(*(self._send(s, event, event=True) for s in targets))
@@ -948,7 +1609,7 @@ class FakeMattermost:
                 else channel["display_name"],
                 "channel_name": channel["name"],
                 "channel_type": channel["type"],
-                "post": _dumps_compact(post),
+                "post": _dumps_compact(_client_post(post)),
                 "sender_name": sender_name,
                 "set_online": True,
                 "team_id": channel["team_id"],
@@ -958,6 +1619,16 @@ class FakeMattermost:
                 data["mentions"] = _dumps_compact(mentions)
         await self._broadcast(
             {"event": "posted", "data": data, "broadcast": self._broadcast_scope(channel["id"])}
+        )
+
+    async def _broadcast_edited(self, post: dict[str, Any]) -> None:
+        """``post_edited`` to the post's channel, ``data.post`` a JSON string (integrations out)."""
+        await self._broadcast(
+            {
+                "event": "post_edited",
+                "data": {"post": _dumps_compact(_client_post(post))},
+                "broadcast": self._broadcast_scope(post["channel_id"]),
+            }
         )
 
     async def _close_sockets(self, code: int, message: bytes) -> None:
@@ -982,17 +1653,24 @@ class FakeMattermost:
         app.router.add_get(WEBSOCKET_PATH, self._ws_handler)
         add = app.router.add_route
         add("GET", f"{API}/users/username/{{username}}", self._get_user_by_username)
+        add("POST", f"{API}/users/usernames", self._post_usernames)
         add("GET", f"{API}/users/{{user_id}}", self._get_user)
         add("GET", f"{API}/users/{{user_id}}/status", self._get_status)
         add("PUT", f"{API}/users/{{user_id}}/status/custom", self._put_custom_status)
         add("DELETE", f"{API}/users/{{user_id}}/status/custom", self._delete_custom_status)
+        add("GET", f"{API}/users/{{user_id}}/channels", self._get_user_channels)
         add("POST", f"{API}/channels/direct", self._post_direct_channel)
         add("GET", f"{API}/channels/{{channel_id}}", self._get_channel)
+        add("GET", f"{API}/channels/{{channel_id}}/posts", self._get_channel_posts)
         add("POST", f"{API}/posts", self._post_post)
         add("POST", f"{API}/posts/ephemeral", self._post_ephemeral)
         add("GET", f"{API}/posts/{{post_id}}", self._get_post)
+        add("PUT", f"{API}/posts/{{post_id}}", self._put_post)
         add("DELETE", f"{API}/posts/{{post_id}}", self._delete_post)
+        add("PUT", f"{API}/posts/{{post_id}}/patch", self._patch_post)
         add("GET", f"{API}/posts/{{post_id}}/thread", self._get_thread)
+        add("POST", f"{API}/posts/{{post_id}}/actions/{{action_id}}", self._post_action)
+        add("POST", f"{API}/actions/dialogs/open", self._open_dialog)
         return app
 
     async def _handle_rest(
@@ -1012,6 +1690,9 @@ class FakeMattermost:
         entry = (request.method, request.path, copy.deepcopy(recorded))
         with self._lock:
             self._requests.append(entry)
+            down = self._down
+        if down:  # the reverse proxy answers; the server never sees the call
+            return _bad_gateway()
         request[_BODY_KEY] = body
         request_id = new_id()
         try:
@@ -1027,7 +1708,7 @@ class FakeMattermost:
                     "Sorry, we could not find the page.",
                     f"There doesn't appear to be an api call for the url='{request.path}'.",
                 )
-            if not self._authorized(request):
+            if request.path not in _NO_AUTH_PATHS and not self._authorized(request):
                 raise ApiError(
                     401,
                     "api.context.session_expired.app_error",
@@ -1090,6 +1771,27 @@ class FakeMattermost:
                 "Unable to find an existing account matching your username.",
             )
         return _json_response(self._public_user(ids[0]))
+
+    async def _post_usernames(self, request: web.Request) -> web.Response:
+        body = request[_BODY_KEY]
+        if not isinstance(body, list) or not body or not all(isinstance(n, str) for n in body):
+            raise _invalid_body("usernames")
+        with self._lock:
+            by_name = {u["username"]: uid for uid, u in self._users.items()}
+            ids = list(dict.fromkeys(by_name[n] for n in body if n in by_name))
+        return _json_response([self._public_user(uid) for uid in ids])
+
+    async def _get_user_channels(self, request: web.Request) -> web.Response:
+        user_id = self._resolve_user(request.match_info["user_id"])
+        with self._lock:
+            if user_id != self.bot_user_id and not self._bot_is_admin():
+                raise _permission_error(self.bot_user_id, "edit_other_users")
+            channels = [
+                copy.deepcopy(self._channels[cid])
+                for cid in sorted(self._channels)
+                if user_id in self._members.get(cid, ())
+            ]
+        return _json_response(channels)
 
     async def _get_status(self, request: web.Request) -> web.Response:
         user_id = self._resolve_user(request.match_info["user_id"])
@@ -1218,23 +1920,157 @@ class FakeMattermost:
                 )
             return _json_response(copy.deepcopy(channel))
 
+    async def _get_channel_posts(self, request: web.Request) -> web.Response:
+        """``getPostsForChannel``: ``since``, else ``before``/``after``, else a page."""
+        query = request.query
+        channel_id = request.match_info["channel_id"]
+        after, before = query.get("after", ""), query.get("before", "")
+        for name, value in (("after", after), ("before", before)):
+            if value and not _ID_RE.match(value):
+                raise _invalid_body(name)
+        since = 0
+        if query.get("since"):
+            try:
+                since = int(query["since"])
+            except ValueError:
+                raise _invalid_body("since") from None
+        include_deleted = bool(_parse_bool(query.get("include_deleted", "")))
+        page = _int_param(query, "page", 0)
+        per_page = _int_param(query, "per_page", PER_PAGE_DEFAULT, PER_PAGE_MAX)
+        with self._lock:
+            if include_deleted and not self._bot_is_admin():
+                raise _permission_error(self.bot_user_id, "read_deleted_posts")
+            channel = self._channels.get(channel_id)
+            if channel is None:
+                raise ApiError(
+                    404,
+                    "app.channel.get.existing.app_error",
+                    "Unable to find the existing channel.",
+                )
+            member = self.bot_user_id in self._members[channel_id]
+            if channel["type"] != "O" and not member and not self._bot_is_admin():
+                raise _permission_error(self.bot_user_id, "read_channel_content")
+            newest_first = sorted(
+                (p for p in self._posts if p["channel_id"] == channel_id),
+                key=lambda p: p["create_at"],
+                reverse=True,
+            )
+            if since > 0:
+                # GetPostsSince has no DeleteAt filter: deletions are changes too.
+                listed = [p for p in newest_first if p["update_at"] > since][:POSTS_SINCE_LIMIT]
+                return _json_response(self._post_list(listed, include_deleted=True))
+            visible = [p for p in newest_first if include_deleted or not p["delete_at"]]
+            start = page * per_page
+            anchor_id = after or before
+            if anchor_id:
+                anchor = self._posts_by_id.get(anchor_id)
+                at = anchor["create_at"] if anchor is not None else None
+                if at is None:
+                    listed = []
+                elif after:
+                    newer = [p for p in reversed(visible) if p["create_at"] > at]
+                    listed = newer[start : start + per_page][::-1]
+                else:
+                    listed = [p for p in visible if p["create_at"] < at][start : start + per_page]
+            else:
+                listed = visible[start : start + per_page]
+            live = [p for p in newest_first if not p["delete_at"]]
+            next_id = self._adjacent_post_id(live, listed, newer=True)
+            prev_id = self._adjacent_post_id(live, listed, newer=False)
+            if after:
+                prev_id = after if page == 0 else prev_id
+                next_id = next_id if listed else ""
+            elif before:
+                next_id = before if page == 0 else next_id
+                prev_id = prev_id if listed else ""
+            body = self._post_list(listed, include_deleted, next_id, prev_id)
+        return _json_response(body)
+
+    @staticmethod
+    def _adjacent_post_id(
+        live: list[dict[str, Any]], listed: list[dict[str, Any]], newer: bool
+    ) -> str:
+        """``GetNextPostIdFromPostList``/``GetPrevPostIdFromPostList``: the live post just
+        after the newest (or before the oldest) listed one; "" when none."""
+        if not listed:
+            return ""
+        if newer:
+            edge = listed[0]["create_at"]
+            later = [p for p in live if p["create_at"] > edge]
+            return min(later, key=lambda p: p["create_at"])["id"] if later else ""
+        edge = listed[-1]["create_at"]
+        earlier = [p for p in live if p["create_at"] < edge]
+        return max(earlier, key=lambda p: p["create_at"])["id"] if earlier else ""
+
+    def _post_list(
+        self,
+        listed: list[dict[str, Any]],
+        include_deleted: bool,
+        next_post_id: str = "",
+        prev_post_id: str = "",
+    ) -> dict[str, Any]:
+        """A ``model.PostList`` for clients; ``posts`` also has the roots of listed replies."""
+        posts = {p["id"]: _client_post(p) for p in listed}
+        for p in listed:
+            root = self._posts_by_id.get(p["root_id"]) if p["root_id"] else None
+            if root is not None and root["id"] not in posts:
+                if include_deleted or not root["delete_at"]:
+                    posts[root["id"]] = _client_post(root)
+        return {
+            "order": [p["id"] for p in listed],
+            "posts": posts,
+            "next_post_id": next_post_id,
+            "prev_post_id": prev_post_id,
+            "first_inaccessible_post_time": 0,
+        }
+
     # ------------------------------------------------------------------ REST handlers: posts
 
     async def _post_post(self, request: web.Request) -> web.Response:
         body = request[_BODY_KEY]
         if not isinstance(body, dict):
             raise _invalid_body("post")
-        post = self._create_post(
-            self.bot_user_id,
-            body.get("channel_id"),
-            body.get("message") or "",
-            body.get("root_id") or "",
-            body.get("props") or {},
-            body.get("file_ids") or [],
-            pending_post_id=str(body.get("pending_post_id") or ""),
-        )
+        pending_post_id = str(body.get("pending_post_id") or "")
+        # No await between the look-up and the record: a create is atomic on this loop.
+        with self._lock:
+            first = self._deduplicated_post(pending_post_id)
+            if first is not None:
+                return _json_response(_client_post(first), 201)
+            post = self._create_post(
+                self.bot_user_id,
+                body.get("channel_id"),
+                body.get("message") or "",
+                body.get("root_id") or "",
+                body.get("props") or {},
+                body.get("file_ids") or [],
+                pending_post_id=pending_post_id,
+            )
+            if pending_post_id:
+                self._pending_posts[pending_post_id] = (time.monotonic(), post["id"])
         await self._broadcast_posted(post)
-        return _json_response(post, 201)
+        return _json_response(_client_post(post), 201)
+
+    def _deduplicated_post(self, pending_post_id: str) -> dict[str, Any] | None:
+        """``deduplicateCreatePost``: the post first created with this id in the TTL, if any."""
+        if not pending_post_id:
+            return None
+        now = time.monotonic()
+        for key, (seen, _) in list(self._pending_posts.items()):
+            if now - seen > self.pending_post_ttl:
+                del self._pending_posts[key]
+        seen_post = self._pending_posts.get(pending_post_id)
+        if seen_post is None:
+            return None
+        post = self._posts_by_id.get(seen_post[1])
+        if post is None or post["delete_at"]:
+            raise ApiError(
+                500,
+                "api.post.deduplicate_create_post.failed_to_get",
+                "Failed to fetch original post after deduplicating a client repeating the "
+                "same request.",
+            )
+        log.debug("fake_mm.post_deduplicated id=%s", post["id"])
+        return copy.deepcopy(post)
 
     async def _post_ephemeral(self, request: web.Request) -> web.Response:
         body = request[_BODY_KEY]
@@ -1253,8 +2089,9 @@ class FakeMattermost:
                 "user_id": self.bot_user_id,
                 "type": "system_ephemeral",
             }
+            _assign_action_ids(post.get("props"))
             self._ephemeral.append({"user_id": body.get("user_id"), "post": post})
-        return _json_response(post, 201)
+        return _json_response(_client_post(post), 201)
 
     def _live_post(self, post_id: str) -> dict[str, Any]:
         with self._lock:
@@ -1264,14 +2101,14 @@ class FakeMattermost:
             return copy.deepcopy(post)
 
     async def _get_post(self, request: web.Request) -> web.Response:
-        return _json_response(self._live_post(request.match_info["post_id"]))
+        return _json_response(_client_post(self._live_post(request.match_info["post_id"])))
 
     async def _get_thread(self, request: web.Request) -> web.Response:
         post = self._live_post(request.match_info["post_id"])
         root_id = post["root_id"] or post["id"]
         with self._lock:
             thread = [
-                copy.deepcopy(p)
+                _client_post(p)
                 for p in self._posts
                 if not p["delete_at"] and (p["id"] == root_id or p["root_id"] == root_id)
             ]
@@ -1282,8 +2119,58 @@ class FakeMattermost:
                 "next_post_id": "",
                 "prev_post_id": "",
                 "has_next": False,
+                "first_inaccessible_post_time": 0,
             }
         )
+
+    async def _patch_post(self, request: web.Request) -> web.Response:
+        """``patchPost``: only the fields present change; ``props`` replace the old ones."""
+        body = request[_BODY_KEY]
+        if not isinstance(body, dict):
+            raise _invalid_body("post")
+        message, props, is_pinned = body.get("message"), body.get("props"), body.get("is_pinned")
+        if (
+            (message is not None and not isinstance(message, str))
+            or (props is not None and not isinstance(props, dict))
+            or (is_pinned is not None and not isinstance(is_pinned, bool))
+        ):
+            raise _invalid_body("post")
+        with self._lock:
+            post = self._check_edit_permission(request.match_info["post_id"])
+            edited = self._edit_post(
+                post,
+                message=message,
+                props=props,
+                is_pinned=is_pinned,
+                via="patch",
+                by=self.bot_user_id,
+            )
+        await self._broadcast_edited(edited)
+        return _json_response(_client_post(edited))
+
+    async def _put_post(self, request: web.Request) -> web.Response:
+        """``updatePost``: the body is the whole post; absent fields become empty."""
+        body = request[_BODY_KEY]
+        if not isinstance(body, dict):
+            raise _invalid_body("post")
+        post_id = request.match_info["post_id"]
+        if body.get("id") != post_id:
+            raise _invalid_body("id")
+        message, props = body.get("message") or "", body.get("props") or {}
+        if not isinstance(message, str) or not isinstance(props, dict):
+            raise _invalid_body("post")
+        with self._lock:
+            post = self._check_edit_permission(post_id)
+            edited = self._edit_post(
+                post,
+                message=message,
+                props=props,
+                is_pinned=bool(body.get("is_pinned")),
+                via="update",
+                by=self.bot_user_id,
+            )
+        await self._broadcast_edited(edited)
+        return _json_response(_client_post(edited))
 
     async def _delete_post(self, request: web.Request) -> web.Response:
         post_id = request.match_info["post_id"]
@@ -1298,7 +2185,7 @@ class FakeMattermost:
                 if p["id"] == post_id or (p["root_id"] == post_id and not p["delete_at"]):
                     p["delete_at"] = now
                     p["update_at"] = now
-            deleted = copy.deepcopy(post)
+            deleted = _client_post(post)
         await self._broadcast(
             {
                 "event": "post_deleted",
@@ -1307,3 +2194,332 @@ class FakeMattermost:
             }
         )
         return _json_response({"status": "OK"})
+
+    # ------------------------------------------------------------------ interactions: clicks
+
+    async def _post_action(self, request: web.Request) -> web.Response:
+        """A click by the bot itself; answers ``{status: "OK", trigger_id}`` like the server."""
+        record, error = await self._click(
+            request.match_info["post_id"], request.match_info["action_id"], self.bot_user_id, "rest"
+        )
+        if error is not None:
+            raise error
+        return _json_response({"status": "OK", "trigger_id": record["client_trigger_id"]})
+
+    async def _click(
+        self, post_id: str, action_id: str, user_id: str, via: str
+    ) -> tuple[dict[str, Any], ApiError | None]:
+        """Run one click, record it, and return (a copy of the record, the client's error)."""
+        record: dict[str, Any] = {
+            "post_id": post_id,
+            "action_id": action_id,
+            "user_id": user_id,
+            "via": via,
+            "url": None,
+            "request": None,
+            "trigger_id": None,
+            "client_trigger_id": None,
+            "status": None,
+            "response": None,
+            "goto_location": None,
+            "error": None,
+            "error_id": None,
+            "api_status": 200,
+            "at": self._millis(),
+        }
+        with self._lock:
+            self._clicks.append(record)
+        failure: ApiError | None = None
+        try:
+            await self._run_click(record)
+        except ApiError as error:
+            failure = error
+            with self._lock:
+                record.update(
+                    error=error.detailed or error.message,
+                    error_id=error.error_id,
+                    api_status=error.status,
+                )
+        log.debug(
+            "fake_mm.click post=%s action=%s via=%s status=%s error=%s",
+            post_id,
+            action_id,
+            via,
+            record["status"],
+            record["error_id"],
+        )
+        with self._lock:
+            return copy.deepcopy(record), failure
+
+    async def _run_click(self, record: dict[str, Any]) -> None:
+        """``DoPostActionWithCookie`` for a stored post: call the integration, apply its answer."""
+        post_id, action_id, user_id = record["post_id"], record["action_id"], record["user_id"]
+        with self._lock:
+            post = self._posts_by_id.get(post_id)
+            if post is None or post["delete_at"]:
+                raise ApiError(404, "app.post.get.app_error", "Unable to get the post.")
+            action = next((a for a in _actions(post["props"]) if a.get("id") == action_id), None)
+            if action is None or not isinstance(action.get("integration"), dict):
+                raise ApiError(
+                    404,
+                    "api.post.do_action.action_id.app_error",
+                    "Invalid action id.",
+                    f"action={action_id}",
+                )
+            user = self._users.get(user_id)
+            if user is None:
+                raise ApiError(404, "app.user.missing_account.const", "Unable to find the user.")
+            channel = self._channels[post["channel_id"]]
+            integration = copy.deepcopy(action["integration"])
+            trigger_id = self._issue_trigger(user_id, channel)
+            body: dict[str, Any] = {
+                "user_id": user_id,
+                "user_name": user["username"],
+                "channel_id": channel["id"],
+                "channel_name": channel["name"],
+                "team_id": channel["team_id"],
+                "team_domain": self.team_name if channel["team_id"] else "",
+                "post_id": post_id,
+                "trigger_id": trigger_id,
+                "type": action.get("type") or "",
+                "data_source": "",
+            }
+            if integration.get("context"):  # Go: `json:"context,omitempty"`
+                body["context"] = integration["context"]
+            url = integration.get("url") or ""
+            clicked = copy.deepcopy(post)
+            record.update(
+                url=url,
+                request=copy.deepcopy(body),
+                trigger_id=trigger_id,
+                client_trigger_id=self._triggers[trigger_id].client_trigger_id,
+            )
+        status, answer, error = await self._call_integration(url, body)
+        with self._lock:
+            record.update(status=status, response=copy.deepcopy(answer))
+        if error is None:
+            error = _action_answer_problem(answer)
+        if error is not None or answer is None:
+            raise ApiError(
+                400,
+                "api.post.do_action.action_integration.app_error",
+                "Action integration error.",
+                error or "",
+            )
+        with self._lock:
+            record["goto_location"] = answer.get("goto_location")
+        update = answer.get("update")
+        if isinstance(update, dict):
+            await self._broadcast_edited(self._apply_action_update(post_id, clicked, update))
+        if answer.get("ephemeral_text"):
+            await self._send_action_ephemeral(user_id, clicked, answer["ephemeral_text"])
+
+    def _apply_action_update(
+        self, post_id: str, clicked: dict[str, Any], update: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Apply an answer's ``update`` like the server: message replaced, props kept or
+        replaced (``PostActionRetainPropKeys`` restored from the clicked post)."""
+        props = update.get("props")
+        if props is not None:
+            props = copy.deepcopy(props)
+            for key in RETAINED_PROP_KEYS:
+                if key in clicked["props"]:
+                    props[key] = copy.deepcopy(clicked["props"][key])
+                else:
+                    props.pop(key, None)
+        with self._lock:
+            post = self._posts_by_id[post_id]
+            return self._edit_post(
+                post,
+                message=update.get("message") or "",
+                props=props,
+                is_pinned=None,
+                via="action",
+                by=clicked["user_id"],
+            )
+
+    async def _send_action_ephemeral(
+        self, user_id: str, clicked: dict[str, Any], text: str
+    ) -> None:
+        """The answer's ``ephemeral_text`` as the server sends it: to the clicking user only."""
+        with self._lock:
+            now = self._millis()
+            post = {
+                "id": new_id(),
+                "create_at": now,
+                "update_at": now,
+                "edit_at": 0,
+                "delete_at": 0,
+                "user_id": user_id,
+                "channel_id": clicked["channel_id"],
+                "root_id": clicked["root_id"] or clicked["id"],
+                "message": text,
+                "type": "system_ephemeral",
+                "props": {
+                    k: clicked["props"][k] for k in RETAINED_PROP_KEYS if k in clicked["props"]
+                },
+            }
+            self._ephemeral.append({"user_id": user_id, "post": copy.deepcopy(post)})
+        await self._broadcast(
+            {
+                "event": "ephemeral_message",
+                "data": {"post": _dumps_compact(post)},
+                "broadcast": self._broadcast_scope(clicked["channel_id"], user_id=user_id),
+            }
+        )
+
+    async def _call_integration(
+        self, url: str, body: dict[str, Any], *, lenient: bool = False
+    ) -> tuple[int | None, dict[str, Any] | None, str | None]:
+        """POST JSON to an integration like ``DoActionRequest``: (status, answer, error).
+
+        Anything but 200 is an error. An empty body is ``{}``. A body that is not a JSON object
+        is an error unless ``lenient`` (dialog submissions), when it reads as ``{}``.
+        """
+        http = self._http
+        if http is None:
+            return None, None, "the fake is not running"
+        if not url.startswith(("http://", "https://")):
+            return None, None, f"unsupported integration url {url!r} (plugin URLs are not modelled)"
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": JSON_CONTENT_TYPE, "Accept": JSON_CONTENT_TYPE}
+        timeout = aiohttp.ClientTimeout(total=self.integration_timeout)
+        try:
+            async with http.post(url, data=data, headers=headers, timeout=timeout) as response:
+                status = response.status
+                raw = await response.read()
+        except TimeoutError:
+            return None, None, f"timed out after {self.integration_timeout:g}s"
+        except (aiohttp.ClientError, ValueError) as error:
+            return None, None, f"{type(error).__name__}: {error}"
+        if status != 200:
+            return status, None, f"status={status}"
+        if not raw:
+            return status, {}, None
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = _INVALID_JSON
+        if answer is None:  # JSON null decodes into Go's zero struct
+            answer = {}
+        if not isinstance(answer, dict):
+            if lenient:
+                return status, {}, None
+            return status, None, f"the answer is not a JSON object: {raw[:200]!r}"
+        return status, answer, None
+
+    # ------------------------------------------------------------------ interactions: dialogs
+
+    async def _open_dialog(self, request: web.Request) -> web.Response:
+        """``openDialog``/``OpenInteractiveDialog``: check url and trigger, record, announce."""
+        body = request[_BODY_KEY]
+        if not isinstance(body, dict) or not isinstance(body.get("dialog") or {}, dict):
+            raise _invalid_body("dialog")
+        url, trigger_id, dialog = body.get("url"), body.get("trigger_id"), body.get("dialog") or {}
+        record: dict[str, Any] = {
+            "id": new_id(),
+            "trigger_id": trigger_id,
+            "url": url,
+            "dialog": copy.deepcopy(dialog),
+            "user_id": None,
+            "channel_id": None,
+            "team_id": None,
+            "problems": [],
+            "error_id": None,
+            "open": False,
+            "at": self._millis(),
+        }
+        with self._lock:
+            self._dialogs.append(record)
+            try:
+                if not isinstance(url, str) or not url:
+                    raise _invalid_body("url")
+                trigger = self._valid_trigger(trigger_id if isinstance(trigger_id, str) else "")
+                record["problems"] = _dialog_problems(dialog)
+                if record["problems"] and self.strict_dialogs:
+                    raise ApiError(
+                        400,
+                        "fake.dialog.invalid",
+                        "Interactive dialog is invalid (the server only logs this).",
+                        "; ".join(record["problems"]),
+                    )
+            except ApiError as error:
+                record["error_id"] = error.error_id
+                raise
+            trigger.used = True
+            record.update(
+                user_id=trigger.user_id,
+                channel_id=trigger.channel_id,
+                team_id=trigger.team_id,
+                open=True,
+            )
+            announced = {"trigger_id": trigger.client_trigger_id, "url": url, "dialog": dialog}
+        log.debug("fake_mm.dialog_opened id=%s user=%s", record["id"], record["user_id"])
+        await self._broadcast(
+            {
+                "event": "open_dialog",
+                "data": {"dialog": _dumps_compact(announced)},
+                "broadcast": self._broadcast_scope(user_id=trigger.user_id),
+            }
+        )
+        return _json_response({"status": "OK"})
+
+    async def _submit_dialog(
+        self, dialog: dict[str, Any], user_id: str, submission: dict[str, Any], cancelled: bool
+    ) -> dict[str, Any]:
+        """The webapp's submit (or cancel) and ``SubmitInteractiveDialog``; never logs values."""
+        with self._lock:
+            spec = dialog["dialog"]
+            body = {
+                "type": "dialog_submission",
+                "callback_id": spec.get("callback_id") or "",
+                "state": spec.get("state") or "",
+                "user_id": user_id,
+                "channel_id": dialog["channel_id"],
+                "team_id": dialog["team_id"],
+                "submission": {} if cancelled else submission,
+                "cancelled": cancelled,
+            }
+            record: dict[str, Any] = {
+                "dialog_id": dialog["id"],
+                "user_id": user_id,
+                "cancelled": cancelled,
+                "sent": False,
+                "url": dialog["url"],
+                "request": copy.deepcopy(body),
+                "status": None,
+                "response": None,
+                "error": None,
+                "open": True,
+                "at": self._millis(),
+            }
+            self._submissions.append(record)
+            notify = bool(spec.get("notify_on_cancel"))
+        if cancelled and not notify:  # the webapp just closes it
+            with self._lock:
+                record["open"] = dialog["open"] = False
+                return copy.deepcopy(record)
+        status, answer, error = await self._call_integration(dialog["url"], body, lenient=True)
+        answer = answer or {}
+        keep_open = not cancelled and (
+            error is not None or bool(answer.get("errors")) or bool(answer.get("error"))
+        )
+        with self._lock:
+            record.update(
+                sent=True,
+                status=status,
+                response=copy.deepcopy(answer),
+                error=error,
+                open=keep_open,
+            )
+            dialog["open"] = keep_open
+        log.debug(
+            "fake_mm.dialog_submitted id=%s fields=%s cancelled=%s status=%s open=%s",
+            dialog["id"],
+            sorted(submission),
+            cancelled,
+            status,
+            keep_open,
+        )
+        with self._lock:
+            return copy.deepcopy(record)
