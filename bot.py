@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (docker stop, systemd): leave through mmpy-bot's own stop, so the engine gives
+    its account leases back at once instead of letting them expire."""
+    raise SystemExit(0)
 
 
 def main() -> int:
@@ -15,18 +23,24 @@ def main() -> int:
         print(exc, file=sys.stderr)
         print("See README.md, section Configuration.", file=sys.stderr)
         return 2
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
 
     from bot.app import create_bot
+    from storage.crypto import SecretKeyMismatch
+    from storage.db import DatabaseBusy
 
     try:
         bot = create_bot(config)
+    except (DatabaseBusy, SecretKeyMismatch) as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except Exception as exc:  # e.g. Mattermost unreachable or the token refused at log-in
         print(f"Cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    signal.signal(signal.SIGTERM, _stop)
     try:
         bot.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     return 0
 
