@@ -2,16 +2,46 @@
 
 ``RadicaleServer`` runs ``radicale.Application`` in a thread on 127.0.0.1 and a free port,
 with htpasswd (plain) users, ``owner_only`` rights and a throw-away storage folder. Every
-request passes through ``YandexQuirks`` (see /work/shared/notes/yandex-caldav.md):
+request passes through ``YandexQuirks``, which reproduces what Yandex Calendar does and a
+standard server does not:
 
 - ``REPORT sync-collection`` → 403 with a ``DAV:supported-report`` error body, and PROPFIND
   answers lose ``DAV:sync-token`` and the sync-collection entry of
-  ``DAV:supported-report-set`` (we must not depend on sync tokens, Y1/Y2);
-- ``<C:expand/>`` is removed from REPORT bodies: Yandex ignores server-side expansion (Y3);
-- ``REPORT free-busy-query`` → 504 (Y4);
+  ``DAV:supported-report-set``: Yandex refuses sync-collection on big calendars, so the bot
+  must not depend on sync tokens;
+- ``<C:expand/>`` is removed from REPORT bodies: Yandex ignores server-side expansion;
+- ``REPORT free-busy-query`` → 504, as Yandex answers it;
 - on demand: ``fail_every(n)`` (every n-th request answers 504; a PUT/DELETE is applied first,
-  like Yandex, Y5), ``fail_all(status)``, ``latency(seconds)``, ``refuse_auth(login)``;
+  because Yandex often carries out a write and still answers 504), ``fail_all(status)``,
+  ``latency(seconds)``, ``refuse_auth(login)`` (401, a revoked app password);
 - counters (requests, bytes sent, by method, by REPORT type, …) and ``reset_counters()``.
+
+Writes (PUT) get Yandex's server-side behaviour on top of Radicale's storage:
+
+- **Telemost rooms.** A VEVENT carrying ``X-TELEMOST-REQUIRED:TRUE`` without
+  ``X-TELEMOST-CONFERENCE`` gets a room minted before it is stored:
+  ``X-TELEMOST-CONFERENCE:https://telemost.yandex.ru/j/<14 digits>`` plus a link line at
+  the end of DESCRIPTION. ``telemost_delay(seconds)`` makes it slow, as Yandex can be: the
+  object is stored as sent and a timer adds the room later (to the copies delivered to
+  attendees as well).
+- **Declining drops the invitee's copy.** When a user PUTs their copy of somebody else's
+  meeting and their own ATTENDEE says DECLINED on every VEVENT listing them (it did not
+  before), the PUT is answered as a success, but the object is deleted: the next GET is 404.
+- **Answers reach the other copies.** When a user's own PARTSTAT changes in a PUT, the same
+  change is made in the other users' copies of that UID (the organizer sees the answer).
+- **Invitations.** A new object PUT by its ORGANIZER is copied (same file name) into the
+  first event calendar, by href, of every ATTENDEE who is a user of this server.
+- **Write faults.** ``fail_next_write(applied=True)``: the next PUT is carried out (with all
+  of the above) and answered 504; ``applied=False``: answered 504 and not carried out;
+  ``status=`` picks another answer (401 for a refusal on the write itself).
+  ``conflict_next_write(times)``: just before each of the next PUTs that carry ``If-Match``,
+  the stored object is changed behind the client's back, so Radicale itself answers 412.
+
+The middleware's own requests to Radicale (looking up users' calendars and copies, storing
+copies, deleting a declined one) go straight to the wrapped application with the user's
+credentials: they are neither counted nor subject to faults. Counters say how often each
+behaviour fired (``telemost_minted``, ``declined_dropped``, ``answers_copied``,
+``invitations_delivered``, ``write_faults``, ``conflicts_injected``).
 
 Logins look like Yandex ones (``alice@yandex.ru``). Radicale handles them as they are: the
 principal is ``/alice%40yandex.ru/`` (it answers with ``%40`` in hrefs, as Yandex does, and
@@ -20,7 +50,8 @@ accepts both spellings in requests), the storage folder is named ``alice@yandex.
 
 Seeding helpers (``add_user``, ``make_calendar``, ``put``, ``delete``) talk HTTP to the
 server like any client, but carry a ``X-Test-Seed`` header: the middleware passes them
-through without counting them or injecting faults, so tests can seed while a fault is on.
+through without counting them, injecting faults or acting like Yandex, so tests can seed
+while a fault is on.
 """
 
 from __future__ import annotations
@@ -38,21 +69,34 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import icalendar
 import radicale
 import radicale.config
 from lxml import etree
+
+from bot.core.links import normalise_address
+from tests.fake_calendar import (
+    answers_of,
+    became_declined,
+    copy_answers,
+    mint_telemost_room,
+    new_room_number,
+    participants,
+    uid_of,
+)
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 SEED_HEADER = "X-Test-Seed"
 _SEED_ENVIRON = "HTTP_X_TEST_SEED"
-# Writes that Yandex may carry out and still answer 504 for (Y5).
+# Writes that Yandex may carry out and still answer 504 for.
 _APPLY_THEN_FAIL = frozenset({"PUT", "DELETE"})
 _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
@@ -80,6 +124,12 @@ class QuirkCounters:
     injected_failures: int = 0  # answers replaced by fail_every / fail_all / refuse_auth
     in_flight: int = 0  # requests being handled right now
     max_in_flight: int = 0  # the most handled at once
+    telemost_minted: int = 0  # objects that got a Telemost room
+    declined_dropped: int = 0  # invitees' copies deleted after a decline
+    answers_copied: int = 0  # other users' copies updated with an answer
+    invitations_delivered: int = 0  # copies of a new meeting put into attendees' calendars
+    write_faults: int = 0  # PUTs answered by fail_next_write
+    conflicts_injected: int = 0  # objects changed behind a client's back (conflict_next_write)
 
     def copy(self) -> QuirkCounters:
         return replace(self, by_method=Counter(self.by_method), by_report=Counter(self.by_report))
@@ -88,8 +138,12 @@ class QuirkCounters:
 class YandexQuirks:
     """WSGI middleware that makes a standard CalDAV server answer like Yandex Calendar."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp,
+                 users: Callable[[], dict[str, str]] | None = None) -> None:
+        """``users`` gives the server's users (login → password): the middleware acts on
+        their behalf to deliver invitations and copy answers."""
         self._app = app
+        self._users = users or dict
         self._lock = threading.Lock()
         self._counters = QuirkCounters()
         self._fail_every = 0
@@ -97,6 +151,10 @@ class YandexQuirks:
         self._fail_all: int | None = None
         self._latency = 0.0
         self._refused: set[str] = set()
+        self._write_faults: list[tuple[bool, int]] = []  # (applied first, status)
+        self._conflicts = 0
+        self._telemost_delay = 0.0
+        self._edits = 0  # numbers the changes made behind clients' backs
 
     # -- switches ---------------------------------------------------------------------------
 
@@ -124,13 +182,33 @@ class YandexQuirks:
             else:
                 self._refused.discard(login)
 
+    def fail_next_write(self, *, applied: bool, status: int = 504, times: int = 1) -> None:
+        """Answer the next ``times`` PUTs with ``status``, carrying each out first when
+        ``applied`` (Yandex's 504 after a write that happened)."""
+        with self._lock:
+            self._write_faults.extend([(applied, status)] * times)
+
+    def conflict_next_write(self, times: int = 1) -> None:
+        """Change the stored object just before each of the next ``times`` PUTs that carry
+        ``If-Match``, as if somebody edited it meanwhile: Radicale then answers 412."""
+        with self._lock:
+            self._conflicts += max(0, times)
+
+    def telemost_delay(self, seconds: float) -> None:
+        """Mint requested Telemost rooms ``seconds`` after the PUT instead of before it."""
+        with self._lock:
+            self._telemost_delay = max(0.0, seconds)
+
     def reset_faults(self) -> None:
-        """Turn off every injected fault, latency and refusal."""
+        """Turn off every injected fault, latency, refusal and the Telemost delay."""
         with self._lock:
             self._fail_every = self._fail_seq = 0
             self._fail_all = None
             self._latency = 0.0
             self._refused.clear()
+            self._write_faults.clear()
+            self._conflicts = 0
+            self._telemost_delay = 0.0
 
     # -- counters ---------------------------------------------------------------------------
 
@@ -187,27 +265,15 @@ class YandexQuirks:
             time.sleep(latency)
         if refused:
             self._count_failure(counters)
-            return self._send(
-                counters,
-                start_response,
-                "401 Unauthorized",
-                b"Unauthorized",
-                "text/plain",
-                [("WWW-Authenticate", 'Basic realm="Yandex.Calendar"')],
-            )
+            return self._fail(counters, start_response, 401)
+        if method == "PUT" and login is not None:
+            return self._handle_put(environ, body, login, counters, start_response, fail_status)
         if fail_status is not None:
-            if method in _APPLY_THEN_FAIL:  # the write happens, the answer is lost (Y5)
+            if method in _APPLY_THEN_FAIL:  # the write happens, the answer is lost
                 _drain(self._app(_with_body(environ, body), _discard_start_response))
             self._count_failure(counters)
-            reason = http.client.responses.get(fail_status, "Error")
-            return self._send(
-                counters,
-                start_response,
-                f"{fail_status} {reason}",
-                f"<html><body><h1>{fail_status} {reason}</h1></body></html>".encode(),
-                "text/html",
-            )
-        if report == "sync-collection":  # Y1: do not let anybody depend on sync tokens
+            return self._fail(counters, start_response, fail_status)
+        if report == "sync-collection":  # do not let anybody depend on sync tokens
             with self._lock:
                 counters.sync_refused += 1
             return self._send(
@@ -218,7 +284,7 @@ class YandexQuirks:
                 b'<D:error xmlns:D="DAV:"><D:supported-report/></D:error>',
                 "text/xml; charset=utf-8",
             )
-        if report == "free-busy-query":  # Y4
+        if report == "free-busy-query":  # Yandex times out on free-busy
             return self._send(counters, start_response, "504 Gateway Time-out", b"", "text/html")
         if report:
             body, stripped = _strip_expand(body)
@@ -242,6 +308,267 @@ class YandexQuirks:
     def _count_failure(self, counters: QuirkCounters) -> None:
         with self._lock:
             counters.injected_failures += 1
+
+    def _fail(self, counters: QuirkCounters, start_response: StartResponse,
+              status: int) -> list[bytes]:
+        if status == 401:
+            return self._send(
+                counters,
+                start_response,
+                "401 Unauthorized",
+                b"Unauthorized",
+                "text/plain",
+                [("WWW-Authenticate", 'Basic realm="Yandex.Calendar"')],
+            )
+        reason = http.client.responses.get(status, "Error")
+        return self._send(
+            counters,
+            start_response,
+            f"{status} {reason}",
+            f"<html><body><h1>{status} {reason}</h1></body></html>".encode(),
+            "text/html",
+        )
+
+    # -- writes, the Yandex way -------------------------------------------------------------
+
+    def _handle_put(
+        self,
+        environ: dict[str, Any],
+        body: bytes,
+        login: str,
+        counters: QuirkCounters,
+        start_response: StartResponse,
+        fail_status: int | None,
+    ) -> list[bytes]:
+        with self._lock:
+            fault = self._write_faults.pop(0) if self._write_faults else None
+            conflict = self._conflicts > 0 and bool(environ.get("HTTP_IF_MATCH"))
+            if conflict:
+                self._conflicts -= 1
+        if conflict:
+            self._edit_behind_back(environ, login, counters)
+        if fault is not None:
+            applied, status = fault
+            if applied:
+                self._put_as_yandex(environ, body, login, counters)
+            with self._lock:
+                counters.write_faults += 1
+            self._count_failure(counters)
+            return self._fail(counters, start_response, status)
+        if fail_status is not None:
+            self._put_as_yandex(environ, body, login, counters)  # applied, answer lost
+            self._count_failure(counters)
+            return self._fail(counters, start_response, fail_status)
+        status, headers, payload = self._put_as_yandex(environ, body, login, counters)
+        with self._lock:
+            counters.bytes_sent += len(payload)
+        start_response(status, headers)
+        return [payload]
+
+    def _put_as_yandex(
+        self, environ: dict[str, Any], body: bytes, login: str, counters: QuirkCounters
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Store a PUT and do around it what Yandex does (see the module docstring)."""
+        path = environ.get("PATH_INFO", "")
+        old_status, _, old_body = self._internal(environ, "GET", path, login)
+        old = old_body.decode("utf-8", "replace") if old_status == 200 else None
+        text = body.decode("utf-8", "replace")
+        with self._lock:
+            delay = self._telemost_delay
+        minted = mint_telemost_room(text, new_room_number())
+        if minted is not None and not delay:
+            text, body = minted, minted.encode("utf-8")
+            with self._lock:
+                counters.telemost_minted += 1
+        status, headers, payload = _call(self._app, _with_body(environ, body))
+        if not status.startswith("2"):
+            return status, headers, payload
+        delivered, dropped = self._after_write(environ, path, login, old, text, counters)
+        if dropped:  # the answer says "stored", the object is not there any more
+            headers = [(k, v) for k, v in headers if k.lower() != "etag"]
+        if minted is not None and delay:
+            template = dict(environ)
+            timer = threading.Timer(
+                delay, self._mint_later, args=(template, [(login, path), *delivered], counters)
+            )
+            timer.daemon = True
+            timer.start()
+        return status, headers, payload
+
+    def _after_write(
+        self,
+        environ: dict[str, Any],
+        path: str,
+        login: str,
+        old: str | None,
+        new: str,
+        counters: QuirkCounters,
+    ) -> tuple[list[tuple[str, str]], bool]:
+        """Invitations for a new meeting, answers copied to the other copies, a declined
+        copy dropped. Returns the delivered copies (login, path) and whether it dropped the
+        written object."""
+        writer = normalise_address(login)
+        organizer, attendees = participants(new)
+        involved = attendees | ({organizer} if organizer else set())
+        others = [u for u in self._users() if normalise_address(u) != writer
+                  and normalise_address(u) in involved]
+        delivered: list[tuple[str, str]] = []
+        if old is None:
+            if organizer == writer:
+                filename = path.rsplit("/", 1)[1]
+                for user in others:
+                    if normalise_address(user) not in attendees:
+                        continue
+                    calendars = self._event_calendars(environ, user)
+                    if not calendars:
+                        continue
+                    copy = calendars[0] + filename
+                    status, _, _ = self._internal(
+                        environ, "PUT", copy, user, new.encode("utf-8"),
+                        {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
+                    if 200 <= status < 300:
+                        delivered.append((user, copy))
+                        with self._lock:
+                            counters.invitations_delivered += 1
+            return delivered, False
+        before, after = answers_of(old, writer), answers_of(new, writer)
+        if before != after:
+            uid = uid_of(new)
+            for user in others:
+                for copy, etag, ics in self._copies(environ, user, uid):
+                    changed = copy_answers(ics, writer, before, after, datetime.now(UTC))
+                    if changed is None:
+                        continue
+                    status, _, _ = self._internal(
+                        environ, "PUT", copy, user, changed.encode("utf-8"),
+                        {"Content-Type": "text/calendar; charset=utf-8", "If-Match": etag})
+                    if 200 <= status < 300:
+                        with self._lock:
+                            counters.answers_copied += 1
+        if organizer != writer and became_declined(before, after):
+            status, _, _ = self._internal(environ, "DELETE", path, login)
+            if 200 <= status < 300:
+                with self._lock:
+                    counters.declined_dropped += 1
+                return delivered, True
+        return delivered, False
+
+    def _mint_later(self, template: dict[str, Any], copies: list[tuple[str, str]],
+                    counters: QuirkCounters) -> None:
+        """The slow Telemost: add one room to the object and to its delivered copies."""
+        room = new_room_number()
+        for user, path in copies:
+            status, headers, payload = self._internal(template, "GET", path, user)
+            if status != 200:
+                continue
+            minted = mint_telemost_room(payload.decode("utf-8", "replace"), room)
+            if minted is None:
+                continue
+            put, _, _ = self._internal(
+                template, "PUT", path, user, minted.encode("utf-8"),
+                {"Content-Type": "text/calendar; charset=utf-8",
+                 "If-Match": headers.get("etag", "*")})
+            if 200 <= put < 300:
+                with self._lock:
+                    counters.telemost_minted += 1
+
+    def _edit_behind_back(self, environ: dict[str, Any], login: str,
+                          counters: QuirkCounters) -> None:
+        """Somebody else edits the object the client is about to PUT (its ETag moves)."""
+        path = environ.get("PATH_INFO", "")
+        status, _, payload = self._internal(environ, "GET", path, login)
+        if status != 200:
+            return
+        try:
+            calendar = icalendar.Calendar.from_ical(payload.decode("utf-8", "replace"))
+        except ValueError:
+            return
+        with self._lock:
+            self._edits += 1
+            edit = self._edits
+        for event in calendar.walk("VEVENT"):
+            event.pop("X-TEST-EDITED", None)
+            event.add("X-TEST-EDITED", str(edit))
+        put, _, _ = self._internal(environ, "PUT", path, login, calendar.to_ical(),
+                                   {"Content-Type": "text/calendar; charset=utf-8"})
+        if 200 <= put < 300:
+            with self._lock:
+                counters.conflicts_injected += 1
+
+    def _event_calendars(self, environ: dict[str, Any], user: str) -> list[str]:
+        """The user's event calendars (decoded paths, as WSGI spells PATH_INFO), by href."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<D:propfind xmlns:D="DAV:" xmlns:C="{CALDAV}"><D:prop><D:resourcetype/>'
+            "<C:supported-calendar-component-set/></D:prop></D:propfind>"
+        ).encode()
+        home = unquote(principal_path(user), "iso-8859-1")
+        status, _, payload = self._internal(
+            environ, "PROPFIND", home, user, body,
+            {"Content-Type": "text/xml; charset=utf-8", "Depth": "1"})
+        if status != 207:
+            return []
+        found = []
+        for response in etree.fromstring(payload, _XML_PARSER).iter(f"{{{DAV}}}response"):
+            href = response.findtext(f"{{{DAV}}}href") or ""
+            if response.find(f".//{{{DAV}}}resourcetype/{{{CALDAV}}}calendar") is None:
+                continue
+            components = {c.get("name", "").upper()
+                          for c in response.iter(f"{{{CALDAV}}}comp")}
+            if components and "VEVENT" not in components:
+                continue
+            found.append(unquote(urlsplit(href).path, "iso-8859-1"))
+        return sorted(found)
+
+    def _copies(self, environ: dict[str, Any], user: str,
+                uid: str) -> list[tuple[str, str, str]]:
+        """(path, etag, ICS) of every object with ``uid`` in the user's event calendars."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<C:calendar-query xmlns:D="DAV:" xmlns:C="{CALDAV}"><D:prop><D:getetag/>'
+            '<C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/>'
+            "</C:filter></C:calendar-query>"
+        ).encode()
+        found = []
+        for calendar in self._event_calendars(environ, user):
+            status, _, payload = self._internal(
+                environ, "REPORT", calendar, user, body,
+                {"Content-Type": "text/xml; charset=utf-8", "Depth": "1"})
+            if status != 207:
+                continue
+            for response in etree.fromstring(payload, _XML_PARSER).iter(f"{{{DAV}}}response"):
+                ics = response.findtext(f".//{{{CALDAV}}}calendar-data") or ""
+                if uid_of(ics) != uid:
+                    continue
+                href = response.findtext(f"{{{DAV}}}href") or ""
+                etag = response.findtext(f".//{{{DAV}}}getetag") or ""
+                found.append((unquote(urlsplit(href).path, "iso-8859-1"), etag, ics))
+        return found
+
+    def _internal(
+        self,
+        template: dict[str, Any],
+        method: str,
+        path: str,
+        login: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A request of the middleware's own, straight to Radicale as ``login``; ``path`` is
+        decoded the way WSGI puts it in PATH_INFO. (0, {}, b"") for an unknown user."""
+        password = self._users().get(login)
+        if password is None:
+            return 0, {}, b""
+        environ = {k: v for k, v in template.items()
+                   if not k.startswith("HTTP_") and k not in ("CONTENT_TYPE", "CONTENT_LENGTH")}
+        token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+        environ.update(REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING="",
+                       HTTP_AUTHORIZATION=f"Basic {token}")
+        for name, value in (headers or {}).items():
+            key = name.upper().replace("-", "_")
+            environ["CONTENT_TYPE" if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
+        status, answer_headers, payload = _call(self._app, _with_body(environ, body))
+        return int(status.split()[0]), {k.lower(): v for k, v in answer_headers}, payload
 
     def _send(
         self,
@@ -298,7 +625,7 @@ def _basic_login(header: str) -> str | None:
 
 
 def _strip_expand(body: bytes) -> tuple[bytes, int]:
-    """Remove every ``<C:expand/>`` from a REPORT body (Y3: Yandex ignores it)."""
+    """Remove every ``<C:expand/>`` from a REPORT body (Yandex ignores it)."""
     try:
         root = etree.fromstring(body, _XML_PARSER)
     except etree.XMLSyntaxError:
@@ -452,7 +779,7 @@ class RadicaleServer:
         configuration.update(
             {"storage": {"_filesystem_fsync": "False"}}, "tests.radicale_server", privileged=True
         )
-        self.quirks = YandexQuirks(radicale.Application(configuration))
+        self.quirks = YandexQuirks(radicale.Application(configuration), users=self._user_list)
         self._server = make_server(
             "127.0.0.1",
             0,
@@ -502,6 +829,10 @@ class RadicaleServer:
     @property
     def port(self) -> int:
         return int(urlsplit(self.url).port or 0)
+
+    def _user_list(self) -> dict[str, str]:
+        with self._users_lock:
+            return dict(self._users)
 
     @property
     def _htpasswd(self) -> Path:

@@ -11,20 +11,31 @@ from __future__ import annotations
 import base64
 import itertools
 import logging
+import re
 import threading
+import time
 import traceback
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.adapters.caldav_client import YandexCalDAV, _ClientPool, canonical_href
-from bot.core.model import Credentials
+from bot.core.ical import parse_occurrences
+from bot.core.ical_write import new_meeting, partstat_of
+from bot.core.model import Credentials, Occurrence
 from bot.errors import AuthRefused, CalendarError, ServerUnavailable
+from bot.metrics import REGISTRY
 from bot.ports import CalendarSource
-from tests.fake_calendar import FakeCalendarSource
+from tests.fake_calendar import (
+    WRITE_APPLIED_504,
+    WRITE_CONFLICT_412,
+    WRITE_LOST_504,
+    FakeCalendarSource,
+)
 from tests.radicale_server import RadicaleServer, free_port
 
 PASSWORD = "app-pass-Secr3t-xyz"  # distinctive, so a leak is easy to spot
@@ -134,6 +145,71 @@ class Env:
             return self._seed.requests
         assert self.server is not None and self.server.quirks is not None
         return self.server.quirks.counters.requests
+
+    # -- for the write path -----------------------------------------------------------------
+
+    def add_user(self, login: str) -> Credentials:
+        """Another account on the same server (same password)."""
+        if isinstance(self._seed, FakeCalendarSource):
+            self._seed.add_account(login, PASSWORD)
+        else:
+            self._seed.add_user(login, PASSWORD)
+        return Credentials(login, PASSWORD)
+
+    def add_calendar_of(self, login: str, slug: str, name: str) -> str:
+        return canonical_href(self._seed.make_calendar(login, slug, name))
+
+    def put_as(self, login: str, cal_href: str, filename: str, ics: str) -> str:
+        return canonical_href(self._seed.put(login, cal_href, filename, ics))
+
+    def puts(self) -> int:
+        """PUT requests the source sent (seen by the middleware, or simulated by the fake)."""
+        if isinstance(self._seed, FakeCalendarSource):
+            return self._seed.wire["PUT"]
+        assert self.server is not None and self.server.quirks is not None
+        return self.server.quirks.counters.by_method["PUT"]
+
+    def fail_next_write(self, kind: str, times: int = 1) -> None:
+        """The next PUTs fail as ``kind``: WRITE_APPLIED_504, WRITE_LOST_504 or
+        WRITE_CONFLICT_412 (the fake's names; the middleware gets the same faults)."""
+        if isinstance(self._seed, FakeCalendarSource):
+            self._seed.fail_next_write(kind, times=times)
+            return
+        assert self.server is not None and self.server.quirks is not None
+        if kind == WRITE_CONFLICT_412:
+            self.server.quirks.conflict_next_write(times)
+        else:
+            self.server.quirks.fail_next_write(applied=kind == WRITE_APPLIED_504, times=times)
+
+    def revoke(self) -> None:
+        """The account's app password stops working (401 on every request)."""
+        if isinstance(self._seed, FakeCalendarSource):
+            self._seed.set_password(self.creds.login, PASSWORD + "-revoked")
+            return
+        assert self.server is not None and self.server.quirks is not None
+        self.server.quirks.refuse_auth(self.creds.login)
+
+    def stored(self, href: str, login: str | None = None) -> str | None:
+        """The object's ICS as the server holds it now, read around the source."""
+        login = login or self.creds.login
+        if isinstance(self._seed, FakeCalendarSource):
+            obj = self._seed.stored(login, href)
+            return None if obj is None else obj.ics
+        answer = self._seed.request("GET", href, login=login, seed=True)
+        return answer.text if answer.status == 200 else None
+
+    def hrefs_in(self, cal_href: str, login: str | None = None) -> list[str]:
+        """Every object href of a calendar, read around the source."""
+        login = login or self.creds.login
+        if isinstance(self._seed, FakeCalendarSource):
+            return sorted(self._seed.objects(login, cal_href))
+        answer = self._seed.request(
+            "PROPFIND", cal_href, login=login, headers={"Depth": "1"}, seed=True,
+            body=b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>'
+                 b"</D:prop></D:propfind>")
+        hrefs = [canonical_href(h) for h in re.findall(
+            r"<(?:\w+:)?response><(?:\w+:)?href>([^<]+)</", answer.text)]
+        return sorted(h for h in hrefs if h != canonical_href(cal_href))
 
 
 @pytest.fixture(scope="module")
@@ -345,6 +421,322 @@ def test_naive_window_bounds_are_rejected(env: Env) -> None:
 
     with pytest.raises(ValueError):
         env.source.fetch_window(env.creds, calendar, datetime(2026, 3, 2), WEEK_END)
+
+
+# -- the write path (fake and Radicale) -------------------------------------------------------
+
+MSK = ZoneInfo("Europe/Moscow")
+NINTH = "2026-03-09T07:00:00+00:00"  # the standup of Monday 9 March, 10:00 Moscow time
+ROOM = re.compile(r"X-TELEMOST-CONFERENCE:https://telemost\.yandex\.ru/j/\d{14}\r?$", re.M)
+
+
+def invitation(login: str, base: str = SINGLE_REVIEW) -> str:
+    """A Yandex meeting organized by Alice in which ``login`` is invited (RSVP=TRUE)."""
+    return base.replace(
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION;CN=Bob:mailto:bob@yandex.ru",
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN=Me:mailto:{login}",
+    )
+
+
+def _seed_invitation(env: Env, base: str = SINGLE_REVIEW) -> tuple[str, str]:
+    calendar = env.add_calendar("events-12345", "Мой календарь")
+    return calendar, env.put(calendar, "meeting.ics", invitation(env.creds.login, base))
+
+
+def _read(env: Env, ics: str, login: str | None = None) -> list[Occurrence]:
+    """The occurrences of the seeded week as ``login`` (the account) sees them."""
+    return parse_occurrences(ics, calendar="c", href="h", start=WEEK_START, end=WEEK_END,
+                             tz=MSK, me=login or env.creds.login)
+
+
+def test_get_object_returns_the_stored_object_and_none_when_gone(env: Env) -> None:
+    """get_object gives the listing's ETag and the data; a deleted object is None."""
+    calendar, hrefs = _seed_week(env)
+    listed = env.source.etags_in_window(env.creds, calendar, WEEK_START, WEEK_END)
+
+    obj = env.source.get_object(env.creds, hrefs["single"])
+
+    assert obj is not None and obj.href == hrefs["single"]
+    assert obj.etag == listed[hrefs["single"]] and "SUMMARY:Ревью дизайна" in obj.ics
+    env.delete(hrefs["single"])
+    assert env.source.get_object(env.creds, hrefs["single"]) is None
+
+
+@pytest.mark.parametrize("partstat", ["ACCEPTED", "TENTATIVE"])
+def test_answer_a_single_event(env: Env, partstat: str) -> None:
+    """Accept or maybe: one PUT; the stored copy carries the answer, RSVP gone, Alice kept."""
+    _, href = _seed_invitation(env)
+    before = env.source.get_object(env.creds, href)
+
+    answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                            partstat=partstat, recurrence_id=None)
+
+    assert answered.state == "answered" and answered.stored is not None
+    assert before is not None and answered.stored.etag != before.etag
+    stored = env.stored(href)
+    assert stored is not None and partstat_of(stored, env.creds.login, None) == partstat
+    assert partstat_of(stored, "alice@yandex.ru", None) == "ACCEPTED"
+    assert "RSVP" not in stored
+    assert env.puts() == 1
+
+
+@pytest.mark.parametrize("partstat", ["ACCEPTED", "TENTATIVE"])
+def test_answer_a_whole_series(env: Env, partstat: str) -> None:
+    """Accept or maybe on the weekly standup: every occurrence reads that answer."""
+    _, href = _seed_invitation(env, WEEKLY_STANDUP)
+
+    answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                            partstat=partstat, recurrence_id=None)
+
+    assert answered.state == "answered" and answered.stored is not None
+    (occurrence,) = _read(env, answered.stored.ics)
+    assert occurrence.my_partstat == partstat
+    assert partstat_of(answered.stored.ics, env.creds.login, NINTH) == partstat
+    stored = env.stored(href)
+    assert stored is not None and stored.count("BEGIN:VEVENT") == 1
+
+
+def test_answer_one_occurrence_creates_an_override_and_leaves_the_others(env: Env) -> None:
+    """Declining 9 March adds an override; 2 and 16 March still need an answer."""
+    _, href = _seed_invitation(env, WEEKLY_STANDUP)
+
+    answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                            partstat="DECLINED", recurrence_id=NINTH)
+
+    assert answered.state == "answered"
+    stored = env.stored(href)
+    assert stored is not None and stored.count("BEGIN:VEVENT") == 2
+    window = parse_occurrences(stored, calendar="c", href="h", start=WEEK_START,
+                               end=WEEK_END + timedelta(days=7), tz=MSK, me=env.creds.login)
+    assert {o.recurrence_id: o.my_partstat for o in window} == {
+        "2026-03-02T07:00:00+00:00": "NEEDS-ACTION", NINTH: "DECLINED",
+    }
+    assert partstat_of(stored, env.creds.login, "2026-03-16T07:00:00+00:00") == "NEEDS-ACTION"
+
+
+def test_decline_ends_with_the_copy_gone(env: Env) -> None:
+    """After a decline the server drops the invitee's copy: "gone", and GET finds nothing."""
+    _, href = _seed_invitation(env)
+
+    answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                            partstat="DECLINED", recurrence_id=None)
+
+    assert answered.state == "gone" and answered.stored is None
+    assert env.source.get_object(env.creds, href) is None
+    assert not env.source.object_exists(env.creds, href)
+
+
+def test_a_412_is_read_again_and_written_once_more(env: Env) -> None:
+    """The object changed between GET and PUT: re-read, re-apply, a second PUT succeeds."""
+    _, href = _seed_invitation(env)
+    env.fail_next_write(WRITE_CONFLICT_412)
+
+    answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                            partstat="ACCEPTED", recurrence_id=None)
+
+    assert answered.state == "answered" and env.puts() == 2
+    stored = env.stored(href)
+    assert stored is not None and partstat_of(stored, env.creds.login, None) == "ACCEPTED"
+
+
+def test_two_412s_are_a_write_conflict(env: Env) -> None:
+    """A second 412 gives up with error.write_conflict after exactly two PUTs."""
+    _, href = _seed_invitation(env)
+    env.fail_next_write(WRITE_CONFLICT_412, times=2)
+
+    with pytest.raises(CalendarError) as info:
+        env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                     partstat="ACCEPTED", recurrence_id=None)
+
+    assert info.value.key == "error.write_conflict" and env.puts() == 2
+    stored = env.stored(href)
+    assert stored is not None and partstat_of(stored, env.creds.login, None) == "NEEDS-ACTION"
+
+
+def test_a_504_after_the_write_was_applied_is_not_written_again(env: Env) -> None:
+    """504, but the read back shows the answer: success after one PUT."""
+    _, href = _seed_invitation(env)
+    env.fail_next_write(WRITE_APPLIED_504)
+
+    answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                            partstat="TENTATIVE", recurrence_id=None)
+
+    assert answered.state == "answered" and env.puts() == 1
+    assert answered.stored is not None
+    assert partstat_of(answered.stored.ics, env.creds.login, None) == "TENTATIVE"
+
+
+def test_a_504_that_lost_the_write_gets_exactly_one_more_put(env: Env) -> None:
+    """504 and nothing written: one more PUT against the ETag just read, then success."""
+    _, href = _seed_invitation(env)
+    env.fail_next_write(WRITE_LOST_504)
+
+    answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                            partstat="ACCEPTED", recurrence_id=None)
+
+    assert answered.state == "answered" and env.puts() == 2
+    stored = env.stored(href)
+    assert stored is not None and partstat_of(stored, env.creds.login, None) == "ACCEPTED"
+
+
+def test_two_lost_writes_are_server_unavailable(env: Env) -> None:
+    """504 twice with nothing written: ServerUnavailable after two PUTs, object unchanged."""
+    _, href = _seed_invitation(env)
+    env.fail_next_write(WRITE_LOST_504, times=2)
+
+    with pytest.raises(ServerUnavailable):
+        env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                     partstat="ACCEPTED", recurrence_id=None)
+
+    assert env.puts() == 2
+    stored = env.stored(href)
+    assert stored is not None and partstat_of(stored, env.creds.login, None) == "NEEDS-ACTION"
+
+
+def test_a_decline_answered_504_is_gone_without_a_second_put(env: Env) -> None:
+    """A decline applied behind a 504: the read back's 404 is the expected "gone"."""
+    _, href = _seed_invitation(env)
+    env.fail_next_write(WRITE_APPLIED_504)
+
+    answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                            partstat="DECLINED", recurrence_id=None)
+
+    assert answered.state == "gone" and env.puts() == 1
+
+
+def test_answer_with_a_revoked_password_is_refused(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 on the write path is AuthRefused, as when polling; nothing is written."""
+    caplog.set_level(logging.DEBUG)
+    _, href = _seed_invitation(env)
+    env.revoke()
+
+    with pytest.raises(AuthRefused) as info:
+        env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                     partstat="ACCEPTED", recurrence_id=None)
+
+    assert env.puts() == 0
+    _assert_secret_absent(info.value, caplog, env.creds.login)
+
+
+def test_not_invited_writes_nothing(env: Env) -> None:
+    """Answering a meeting the account is not invited to: error.not_invited, no PUT."""
+    calendar = env.add_calendar("events-12345", "x")
+    href = env.put(calendar, "review.ics", SINGLE_REVIEW)
+
+    with pytest.raises(CalendarError) as info:
+        env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                     partstat="ACCEPTED", recurrence_id=None)
+
+    assert info.value.key == "error.not_invited" and env.puts() == 0
+
+
+def test_a_meeting_gone_before_the_answer(env: Env) -> None:
+    """No object at the href: error.meeting_gone before anything is written."""
+    calendar, href = _seed_invitation(env)
+    env.delete(href)
+
+    with pytest.raises(CalendarError) as info:
+        env.source.answer_invitation(env.creds, href, me=env.creds.login,
+                                     partstat="ACCEPTED", recurrence_id=None)
+
+    assert info.value.key == "error.meeting_gone" and env.puts() == 0
+
+
+def _meeting(env: Env, uid: str, guests: list[str]) -> str:
+    start = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+    return new_meeting(uid=uid, start=start, end=start + timedelta(minutes=30),
+                       title="Синк, по плану", organizer=env.creds.login,
+                       organizer_name="Me", guests=guests, tz=MSK,
+                       now=datetime(2026, 3, 1, tzinfo=UTC))
+
+
+def test_create_event_reads_back_with_a_minted_telemost_room(env: Env) -> None:
+    """The new object is read back with its Telemost link, organizer and attendees."""
+    calendar = env.add_calendar("events-12345", "Мой календарь")
+    uid = "bot-0001@yc-bot"
+
+    stored = env.source.create_event(
+        env.creds, calendar, uid, _meeting(env, uid, ["alice@yandex.ru", "bob@ya.ru"]))
+
+    assert stored.href == calendar + "bot-0001%40yc-bot.ics" and stored.etag
+    assert ROOM.search(stored.ics)
+    (occurrence,) = _read(env, stored.ics)
+    assert occurrence.link is not None and occurrence.link.startswith(
+        "https://telemost.yandex.ru/j/")
+    assert occurrence.organizer == env.creds.login and occurrence.title == "Синк, по плану"
+    assert {(a.email, a.partstat) for a in occurrence.attendees} == {
+        (env.creds.login, "ACCEPTED"), ("alice@yandex.ru", "NEEDS-ACTION"),
+        ("bob@yandex.ru", "NEEDS-ACTION")}
+    assert occurrence.start == datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+    assert env.puts() == 1 and env.hrefs_in(calendar) == [stored.href]
+
+
+def test_create_event_answered_504_after_it_was_stored_makes_no_duplicate(env: Env) -> None:
+    """504 but stored: the read back finds it, no second PUT, one object in the calendar."""
+    calendar = env.add_calendar("events-12345", "x")
+    env.fail_next_write(WRITE_APPLIED_504)
+
+    stored = env.source.create_event(
+        env.creds, calendar, "bot-0002", _meeting(env, "bot-0002", ["alice@yandex.ru"]))
+
+    assert env.puts() == 1 and env.hrefs_in(calendar) == [stored.href]
+    assert ROOM.search(stored.ics)
+
+
+def test_create_event_whose_put_was_lost_is_sent_once_more(env: Env) -> None:
+    """504 and not stored: exactly one more PUT, one object."""
+    calendar = env.add_calendar("events-12345", "x")
+    env.fail_next_write(WRITE_LOST_504)
+
+    stored = env.source.create_event(
+        env.creds, calendar, "bot-0003", _meeting(env, "bot-0003", []))
+
+    assert env.puts() == 2 and env.hrefs_in(calendar) == [stored.href]
+
+
+def test_create_event_never_replaces_an_existing_object(env: Env) -> None:
+    """If-None-Match: an object of another meeting at that href is a write_conflict."""
+    calendar = env.add_calendar("events-12345", "x")
+    env.put(calendar, "bot-0004.ics", SINGLE_REVIEW)
+
+    with pytest.raises(CalendarError) as info:
+        env.source.create_event(
+            env.creds, calendar, "bot-0004", _meeting(env, "bot-0004", []))
+
+    assert info.value.key == "error.write_conflict"
+    stored = env.stored(calendar + "bot-0004.ics")
+    assert stored is not None and "review-1@yandex.ru" in stored
+
+
+def test_invitations_reach_attendees_and_answers_reach_the_organizer(env: Env) -> None:
+    """The organizer's new meeting lands in the guest's calendar; the guest's answers show
+    in the organizer's copy; after the guest's decline only the guest's copy is gone."""
+    guest = env.add_user(f"guest{next(_logins)}@yandex.ru")
+    guest_calendar = env.add_calendar_of(guest.login, "events-777", "Гость")
+    calendar = env.add_calendar("events-12345", "Мой календарь")
+    uid = f"bot-{next(_logins)}"
+    mine = env.source.create_event(env.creds, calendar, uid, _meeting(env, uid, [guest.login]))
+    (delivered,) = env.hrefs_in(guest_calendar, guest.login)
+
+    answered = env.source.answer_invitation(guest, delivered, me=guest.login,
+                                            partstat="ACCEPTED", recurrence_id=None)
+    organizer_view = env.stored(mine.href)
+
+    assert answered.state == "answered"
+    assert organizer_view is not None and partstat_of(organizer_view, guest.login, None) == (
+        "ACCEPTED")
+    declined = env.source.answer_invitation(guest, delivered, me=guest.login,
+                                            partstat="DECLINED", recurrence_id=None)
+    assert declined.state == "gone" and env.stored(delivered, guest.login) is None
+    organizer_view = env.stored(mine.href)
+    assert organizer_view is not None and partstat_of(organizer_view, guest.login, None) == (
+        "DECLINED")
+    if env.server is not None and env.server.quirks is not None:
+        counters = env.server.quirks.counters
+        assert (counters.invitations_delivered, counters.answers_copied,
+                counters.declined_dropped) == (1, 2, 1)
 
 
 # -- the real adapter against Radicale + YandexQuirks -----------------------------------------
@@ -587,7 +979,7 @@ def test_etag_only_query_sends_no_calendar_data(radicale_env: Env) -> None:
 @pytest.mark.contract
 def test_unchanged_ctag_answers_from_the_last_listing(radicale_env: Env) -> None:
     """While the ctag holds still a poll is one PROPFIND; a PUT moves it and lists again;
-    after relist_seconds the window is listed even with the same ctag (Y2)."""
+    after relist_seconds the window is listed even with the same ctag."""
     calendar, hrefs = _seed_week(radicale_env)
     server = radicale_env.server
     assert server is not None and server.quirks is not None
@@ -649,7 +1041,7 @@ def test_radicale_serves_yandex_style_logins_with_owner_only_rights(radicale_env
 
 @pytest.mark.contract
 def test_a_put_answered_504_has_still_been_applied(radicale_env: Env) -> None:
-    """Like Yandex, the middleware carries out a PUT and then answers 504 (Y5)."""
+    """Like Yandex, the middleware carries out a PUT and then answers 504."""
     server = radicale_env.server
     assert server is not None and server.quirks is not None
     calendar = radicale_env.add_calendar("events-12345", "x")
@@ -666,6 +1058,158 @@ def test_a_put_answered_504_has_still_been_applied(radicale_env: Env) -> None:
 
     assert answer.status == 504
     assert radicale_env.source.object_exists(radicale_env.creds, calendar + "late.ics")
+
+
+@pytest.mark.contract
+def test_a_401_on_the_put_itself_is_auth_refused(
+    radicale_env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The GET works, the PUT is refused: AuthRefused after that one PUT, no secret leaked."""
+    caplog.set_level(logging.DEBUG)
+    _, href = _seed_invitation(radicale_env)
+    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    radicale_env.server.quirks.fail_next_write(applied=False, status=401)
+
+    with pytest.raises(AuthRefused) as info:
+        radicale_env.source.answer_invitation(radicale_env.creds, href,
+                                              me=radicale_env.creds.login,
+                                              partstat="ACCEPTED", recurrence_id=None)
+
+    assert radicale_env.puts() == 1
+    _assert_secret_absent(info.value, caplog, radicale_env.creds.login)
+
+
+@pytest.mark.contract
+def test_the_read_back_is_retried_like_any_read_but_the_put_is_not(radicale_env: Env) -> None:
+    """Every 3rd request 504: GET, PUT (2xx), GET 504 → retried; one PUT in all."""
+    _, href = _seed_invitation(radicale_env)
+    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    radicale_env.server.quirks.fail_every(3)
+
+    answered = radicale_env.source.answer_invitation(
+        radicale_env.creds, href, me=radicale_env.creds.login, partstat="ACCEPTED",
+        recurrence_id=None)
+
+    counters = radicale_env.server.quirks.counters
+    assert answered.state == "answered"
+    assert counters.by_method["PUT"] == 1 and counters.by_method["GET"] == 3
+    assert counters.injected_failures == 1
+
+
+@pytest.mark.contract
+def test_a_403_on_a_write_is_not_a_refused_password(radicale_env: Env) -> None:
+    """Creating a meeting in a calendar the account may not write is a CalendarError(403)."""
+    server = radicale_env.server
+    assert server is not None
+    other = f"user{next(_logins)}@yandex.ru"
+    server.add_user(other, PASSWORD)
+    foreign = canonical_href(server.make_calendar(other, "events-1", "Чужой"))
+
+    with pytest.raises(CalendarError) as info:
+        radicale_env.source.create_event(radicale_env.creds, foreign, "bot-403",
+                                         _meeting(radicale_env, "bot-403", []))
+
+    assert not isinstance(info.value, AuthRefused) and info.value.params["status"] == 403
+    assert radicale_env.source.list_calendars(radicale_env.creds) == []  # still logged in
+
+
+@pytest.mark.contract
+def test_a_slow_telemost_room_is_waited_for(radicale_env: Env) -> None:
+    """With the room minted a moment after the PUT, create_event re-reads until it is there."""
+    server = radicale_env.server
+    assert server is not None and server.quirks is not None
+    server.quirks.telemost_delay(0.3)
+    calendar = radicale_env.add_calendar("events-12345", "x")
+    source = _adapter(server.url, sleep=time.sleep, room_wait=5.0)
+    try:
+        stored = source.create_event(radicale_env.creds, calendar, "bot-slow",
+                                     _meeting(radicale_env, "bot-slow", []))
+    finally:
+        source.close()
+
+    assert ROOM.search(stored.ics)
+    assert "Ссылка на видеовстречу: https://telemost.yandex.ru/j/" in stored.ics.replace(
+        "\r\n ", "")
+    assert server.quirks.counters.by_method["GET"] >= 2 and server.quirks.counters.by_method[
+        "PUT"] == 1
+
+
+@pytest.mark.contract
+def test_writes_log_no_calendar_data_or_password(
+    radicale_env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At DEBUG, answering and creating log caldav.write lines but no ICS text or secret."""
+    caplog.set_level(logging.DEBUG)
+    calendar, href = _seed_invitation(radicale_env)
+    radicale_env.fail_next_write(WRITE_LOST_504)
+
+    radicale_env.source.answer_invitation(radicale_env.creds, href, me=radicale_env.creds.login,
+                                          partstat="ACCEPTED", recurrence_id=None)
+    radicale_env.source.create_event(radicale_env.creds, calendar, "bot-logs",
+                                     _meeting(radicale_env, "bot-logs", []))
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith("caldav.write op=answer") for m in messages)
+    assert any(m.startswith("caldav.write op=create") for m in messages)
+    token = base64.b64encode(f"{radicale_env.creds.login}:{PASSWORD}".encode()).decode()
+    for message in messages:
+        assert "BEGIN:V" not in message and "Ревью" not in message and "Синк" not in message
+        assert PASSWORD not in message and token not in message
+
+
+def _metric(method: str, result: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "yc_bot_caldav_requests_total", {"method": method, "result": result})
+    return value or 0.0
+
+
+@pytest.mark.contract
+def test_every_request_is_counted_and_an_unchanged_ctag_too(radicale_env: Env) -> None:
+    """Requests are counted by method and result; the ctag short-cut counts as unchanged."""
+    calendar, href = _seed_invitation(radicale_env)
+    source, creds = radicale_env.source, radicale_env.creds
+    before = {key: _metric(*key) for key in [
+        ("PROPFIND", "ok"), ("PROPFIND", "unchanged"), ("REPORT", "ok"), ("GET", "ok"),
+        ("GET", "4xx"), ("PUT", "ok"), ("PUT", "5xx")]}
+    radicale_env.fail_next_write(WRITE_LOST_504)
+
+    source.etags_in_window(creds, calendar, WEEK_START, WEEK_END)
+    source.etags_in_window(creds, calendar, WEEK_START, WEEK_END)
+    source.answer_invitation(creds, href, me=creds.login, partstat="ACCEPTED",
+                             recurrence_id=None)
+    source.get_object(creds, calendar + "missing.ics")
+
+    delta = {key: _metric(*key) - value for key, value in before.items()}
+    assert delta == {("PROPFIND", "ok"): 1, ("PROPFIND", "unchanged"): 1, ("REPORT", "ok"): 1,
+                     ("GET", "ok"): 3, ("GET", "4xx"): 1, ("PUT", "ok"): 1, ("PUT", "5xx"): 1}
+
+
+@pytest.mark.contract
+def test_middleware_mints_rooms_and_drops_declined_copies_on_plain_puts(
+    radicale_env: Env,
+) -> None:
+    """Raw PUTs: X-TELEMOST-REQUIRED gets a room; an invitee's DECLINED copy is deleted."""
+    server = radicale_env.server
+    assert server is not None and server.quirks is not None
+    login = radicale_env.creds.login
+    calendar, href = _seed_invitation(radicale_env)
+    asking = SINGLE_REVIEW.replace(
+        "X-TELEMOST-CONFERENCE:https://telemost.yandex.ru/j/12345678901234",
+        "X-TELEMOST-REQUIRED:TRUE").replace("UID:review-1@", "UID:room-1@")
+
+    put = server.request("PUT", calendar + "room.ics", login=login, body=asking.encode(),
+                         headers={"Content-Type": "text/calendar"})
+    declined = invitation(login).replace("PARTSTAT=NEEDS-ACTION;RSVP=TRUE;CN=Me",
+                                         "PARTSTAT=DECLINED;CN=Me")
+    drop = server.request("PUT", href, login=login, body=declined.encode(),
+                          headers={"Content-Type": "text/calendar"})
+
+    assert put.status == 201
+    assert ROOM.search(server.request("GET", calendar + "room.ics", login=login).text)
+    assert drop.status in (200, 201, 204) and "etag" not in drop.headers
+    assert server.request("GET", href, login=login).status == 404
+    counters = server.quirks.counters
+    assert counters.telemost_minted == 1 and counters.declined_dropped == 1
 
 
 # -- pieces of the adapter and the fake -------------------------------------------------------
@@ -735,7 +1279,7 @@ def test_fake_can_be_told_to_fail_for_one_account_a_given_number_of_times() -> N
 
 
 def test_fake_revoked_password_and_touch() -> None:
-    """A changed password refuses the old one; touch moves an ETag without an edit (Y8)."""
+    """A changed password refuses the old one; touch moves an ETag without an edit."""
     fake = FakeCalendarSource()
     fake.add_account("alice@yandex.ru", "old")
     calendar = fake.add_calendar("alice@yandex.ru", "events-1", "Мой")
