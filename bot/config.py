@@ -1,8 +1,9 @@
 """Configuration: one frozen, typed object read from ``settings.toml`` plus the environment.
 
-Environment variables override the file; secrets (``BOT_TOKEN``, ``YC_SECRET_KEY``) come only from
-the environment, or from a file the environment names (``BOT_TOKEN_FILE``, ``YC_SECRET_KEY_FILE``).
-Every problem is collected and reported at once.
+Environment variables override the file; secrets (``BOT_TOKEN``, ``YC_SECRET_KEY``,
+``YC_OLD_SECRET_KEYS``) come only from the environment, or from a file the environment names
+(``BOT_TOKEN_FILE``, ``YC_SECRET_KEY_FILE``, ``YC_OLD_SECRET_KEYS_FILE``). Every problem is
+collected and reported at once.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-SECRET_NAMES = ("BOT_TOKEN", "YC_SECRET_KEY")
+SECRET_NAMES = ("BOT_TOKEN", "YC_SECRET_KEY", "YC_OLD_SECRET_KEYS")
+LOG_FORMATS = ("text", "json")
 
-# name → (type, default). Defaults follow SPEC.md; settings.toml repeats them for the operator.
+# name → (type, default). These are the documented defaults; settings.toml repeats them for the
+# operator.
 FIELDS: dict[str, tuple[type, object]] = {
     "MATTERMOST_URL": (str, None),
     "MATTERMOST_PORT": (int, 443),
@@ -32,6 +35,10 @@ FIELDS: dict[str, tuple[type, object]] = {
     "YC_WORKERS": (int, 8),
     "YC_CALDAV_TIMEOUT": (float, 20.0),
     "YC_LOG_LEVEL": (str, "INFO"),
+    "YC_LOG_FORMAT": (str, "text"),
+    "YC_HORIZON_DAYS": (int, 60),
+    "YC_ACTIONS_URL": (str, ""),
+    "YC_ACTIONS_PORT": (int, 8579),
 }
 
 
@@ -64,9 +71,29 @@ class Config:
     workers: int
     caldav_timeout: float
     log_level: str
+    log_format: str  # "text" or "json"
+    horizon_days: int  # how far ahead meetings are watched for changes and answers
+    actions_url: str  # where Mattermost reaches the action endpoint; "" = no buttons
+    actions_port: int  # the bot's HTTP endpoint (actions, /healthz, /metrics), all interfaces
+    old_secret_keys: tuple[str, ...]  # previous keys: still decrypt, re-encrypted at start-up
 
     def __repr__(self) -> str:  # never print secrets
-        return f"Config(mattermost_url={self.mattermost_url!r}, database_url={self.database_url!r})"
+        return (f"Config(mattermost_url={self.mattermost_url!r}, "
+                f"database_url={_hide_password(self.database_url)!r}, "
+                f"actions_url={self.actions_url!r}, log_format={self.log_format!r})")
+
+
+def _hide_password(url: str) -> str:
+    """``postgresql://user:pw@host/db`` → ``postgresql://user:***@host/db``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. a broken IPv6 host: hide everything before the host
+        return f"***@{url.rpartition('@')[2]}" if "@" in url else url
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def _parse_bool(raw: str) -> bool:
@@ -100,6 +127,32 @@ def _secret(name: str, env: Mapping[str, str], problems: list[str]) -> str | Non
         except OSError as exc:
             problems.append(f"{name}_FILE: cannot read {file_name} ({exc.strerror})")
     return None
+
+
+def _split_keys(raw: str) -> tuple[str, ...]:
+    """Comma- (or newline-) separated keys → the non-empty ones, stripped, in order."""
+    return tuple(key.strip() for key in raw.replace("\n", ",").split(",") if key.strip())
+
+
+def _check_actions_url(raw: str, problems: list[str]) -> str:
+    """The action endpoint's address without its trailing slash; empty means no buttons. Must be
+    an http(s) URL with a host and no query or fragment."""
+    url = raw.strip()
+    shown = _hide_password(url)
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        problems.append(f"YC_ACTIONS_URL: {shown!r} is not a valid URL")
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(f"YC_ACTIONS_URL: {shown!r} must be an http(s) URL with a host, "
+                        "e.g. http://calendar-bot:8579")
+    elif parts.query or parts.fragment or url.endswith(("?", "#")):
+        problems.append(f"YC_ACTIONS_URL: {shown!r} must not have a query or fragment")
+    return url.rstrip("/")
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
@@ -138,6 +191,10 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
 
     token = _secret("BOT_TOKEN", env, problems)
     secret_key = _secret("YC_SECRET_KEY", env, problems)
+    old_keys = _split_keys(_secret("YC_OLD_SECRET_KEYS", env, problems) or "")
+    if old_keys and not secret_key:
+        problems.append("YC_OLD_SECRET_KEYS: needs YC_SECRET_KEY, the key that re-encrypts "
+                        "what the old keys decrypt")
     if not token:
         problems.append("BOT_TOKEN: not set (the bot account's access token, from the environment)")
 
@@ -149,13 +206,21 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     port = values["MATTERMOST_PORT"]
     if isinstance(port, int) and not 0 < port < 65536:
         problems.append(f"MATTERMOST_PORT: {port} is not a port number")
+    actions_port = values["YC_ACTIONS_PORT"]
+    if isinstance(actions_port, int) and not 0 < actions_port < 65536:
+        problems.append(f"YC_ACTIONS_PORT: {actions_port} is not a port number (1-65535)")
+    actions_url = _check_actions_url(str(values["YC_ACTIONS_URL"]), problems)
+    horizon = values["YC_HORIZON_DAYS"]
+    if isinstance(horizon, int) and not 1 <= horizon <= 366:
+        problems.append(f"YC_HORIZON_DAYS: {horizon} must be between 1 and 366")
     caldav = str(values["YC_CALDAV_URL"])
     if urlparse(caldav).scheme not in ("http", "https") or not urlparse(caldav).netloc:
         problems.append(f"YC_CALDAV_URL: {caldav!r} must be an http(s) URL")
     db_url = str(values["YC_DATABASE_URL"])
     scheme = urlparse(db_url).scheme
     if scheme not in ("sqlite", "postgres", "postgresql"):
-        problems.append(f"YC_DATABASE_URL: {db_url!r} must start with sqlite:/// or postgresql://")
+        problems.append(f"YC_DATABASE_URL: {_hide_password(db_url)!r} must start with sqlite:/// "
+                        "or postgresql://")
     elif scheme != "sqlite" and not secret_key:
         problems.append("YC_SECRET_KEY: required with a non-SQLite database (no key file there)")
     poll = values["YC_POLL_SECONDS"]
@@ -174,6 +239,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         problems.append(f"YC_DEFAULT_TIMEZONE: {zone!r} is not an IANA time zone")
     if str(values["YC_LOG_LEVEL"]).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append("YC_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
+    log_format = str(values["YC_LOG_FORMAT"]).strip().lower()
+    if log_format not in LOG_FORMATS:
+        problems.append(f"YC_LOG_FORMAT: {values['YC_LOG_FORMAT']!r} must be text or json")
 
     if problems:
         raise ConfigError(problems)
@@ -193,4 +261,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         workers=int(workers),  # type: ignore[call-overload]
         caldav_timeout=float(values["YC_CALDAV_TIMEOUT"]),  # type: ignore[arg-type]
         log_level=str(values["YC_LOG_LEVEL"]).upper(),
+        log_format=log_format,
+        horizon_days=int(horizon),  # type: ignore[call-overload]
+        actions_url=actions_url,
+        actions_port=int(actions_port),  # type: ignore[call-overload]
+        old_secret_keys=old_keys,
     )
