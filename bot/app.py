@@ -14,6 +14,11 @@ from pathlib import Path
 
 from mmpy_bot import Bot, Settings
 
+from bot.actions.buttons import Buttons
+from bot.actions.handlers import Actions
+from bot.actions.health import HealthCheck
+from bot.actions.server import HttpEndpoint
+from bot.actions.tokens import Signer
 from bot.adapters.caldav_client import YandexCalDAV
 from bot.adapters.mattermost import MattermostMessenger
 from bot.adapters.websocket import Connection, ObservingEventHandler
@@ -21,10 +26,11 @@ from bot.clock import utc_now
 from bot.config import Config
 from bot.engine import Engine
 from bot.inbox import Inbox
+from bot.ports import Messenger
 from bot.services import Services
 from plugins.calendar import CalendarPlugin
 from storage.coordination import CoordinationStore
-from storage.crypto import Vault, load_or_create_key
+from storage.crypto import Vault, load_or_create_key, rotate_stored_passwords
 from storage.db import claim_sqlite_file, open_database, sqlite_path
 from storage.engine_store import EngineStore
 from storage.outbox import OutboxStore
@@ -48,10 +54,12 @@ def build_services(config: Config) -> Services:
     if path is not None:
         claim_sqlite_file(path)  # one process per SQLite file: refuse before touching it
     open_database(config.database_url)
-    repo = Repository(Vault(secret_key(config)), clock=utc_now)
+    vault = Vault(secret_key(config), old=config.old_secret_keys)
+    rotate_stored_passwords(vault)  # SecretKeyMismatch (no key fits) stops the start here
+    repo = Repository(vault, clock=utc_now)
     source = YandexCalDAV(config.caldav_url, timeout=config.caldav_timeout)
     return Services(repo, source, clock=utc_now, default_timezone=config.default_timezone,
-                    store=EngineStore(), outbox=OutboxStore())
+                    store=EngineStore(), outbox=OutboxStore(), horizon_days=config.horizon_days)
 
 
 def mmpy_settings(config: Config) -> Settings:
@@ -79,14 +87,40 @@ def create_bot(config: Config) -> Bot:
     messenger = MattermostMessenger(bot.driver)
     process_id = process_name()
     coordination = CoordinationStore()
+    actions = build_actions(config, services, messenger)
     engine = Engine(
         repo=services.repo, store=services.store, outbox=services.outbox,
         coordination=coordination, source=services.source, messenger=messenger, clock=utc_now,
         process_id=process_id, poll_seconds=config.poll_seconds,
-        horizon_days=config.horizon_days, workers=config.workers)
+        horizon_days=config.horizon_days, workers=config.workers,
+        decorate=actions.buttons.for_notice if actions else None)
     inbox = Inbox(store=coordination, messenger=messenger, bot_username=bot.driver.username,
                   clock=utc_now, process_id=process_id)
+    endpoint = HttpEndpoint(
+        port=config.actions_port, actions=actions,
+        health=HealthCheck(connection=connection, engine=engine, clock=utc_now))
+    endpoint.start()  # binds YC_ACTIONS_PORT now: a taken port stops the start
     plugin.attach(messenger=messenger, inbox=inbox, engine=engine,
-                  tick_seconds=config.tick_seconds)
+                  tick_seconds=config.tick_seconds, actions=actions, endpoint=endpoint)
     connection.on_login(plugin.websocket_logged_in)
     return bot
+
+
+def build_actions(config: Config, services: Services, messenger: Messenger) -> Actions | None:
+    """Buttons and dialogs, when Mattermost can reach us (YC_ACTIONS_URL); else None and
+    everything works by text."""
+    if not config.actions_url:
+        return None
+    signer = Signer(secret_key(config))
+
+    def language(user: str) -> str:
+        account = services.repo.account(user)
+        return account.language if account else "en"
+
+    def zone(user: str) -> str:
+        account = services.repo.account(user)
+        return account.timezone if account else config.default_timezone
+
+    buttons = Buttons(signer=signer, actions_url=config.actions_url, language=language, zone=zone)
+    return Actions(services=services, signer=signer, buttons=buttons, messenger=messenger,
+                   clock=utc_now, actions_url=config.actions_url)

@@ -4,40 +4,63 @@ of the message, never a name typed in it) and either completes or changes nothin
 from __future__ import annotations
 
 import logging
+import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.clock import utc_now
 from bot.core.agenda import next_occurrence, range_bounds
-from bot.core.daily import DailyPlan, next_agenda_at
-from bot.core.ical import parse_objects
+from bot.core.commands import MeetRequest
+from bot.core.daily import DailyPlan, next_agenda_at, scheduled_instant
+from bot.core.ical import parse_objects, parse_occurrences
+from bot.core.ical_write import new_meeting
 from bot.core.links import normalise_address
 from bot.core.markdown import escape
 from bot.core.model import (
+    DECLINED,
     Account,
+    Answered,
     Credentials,
+    MeetingRef,
+    Notice,
     NotificationSettings,
     Occurrence,
     RawObject,
     WatchedCalendar,
 )
 from bot.core.reminders import next_reminder
+from bot.core.sync import ObjectCopy, poll_window
 from bot.core.zones import resolve_zone
 from bot.errors import AuthRefused, BadInput, NotConnected
-from bot.ports import CalendarSource
+from bot.ports import CalendarSource, Profile
+from bot.version import VERSION
 from storage.engine_store import EngineStore
 from storage.outbox import OutboxStore
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
+STARTED_AT = utc_now()
 NEXT_SEARCH_DAYS = 30
+SNOOZE = timedelta(minutes=5)
 
 
 def me_address(login: str) -> str:
     """The account's own address: Yandex accepts a bare login, which means @yandex.ru."""
     return normalise_address(login if "@" in login else f"{login}@yandex.ru")
+
+
+@dataclass(frozen=True)
+class Stats:
+    accounts: int
+    use: dict[str, int]  # notification → accounts that have it on
+    needs_password: int
+    errors: dict[str, int]  # error key → accounts whose last poll failed so in the last day
+    version: str
+    uptime: timedelta
 
 
 @dataclass(frozen=True)
@@ -58,7 +81,9 @@ class Services:
         default_timezone: str,
         store: EngineStore | None = None,
         outbox: OutboxStore | None = None,
+        horizon_days: int = 60,
     ) -> None:
+        self.horizon_days = horizon_days
         self.repo = repo
         self.source = source
         self.clock = clock
@@ -249,6 +274,124 @@ class Services:
             )
         found.sort(key=lambda o: (o.start, o.title))
         return found, skipped
+
+    # -- answering invitations and snoozing reminders -------------------------------------
+    def answer(self, user_id: str, ref: MeetingRef, partstat: str) -> Answered:
+        """Set the user's own answer in Yandex (the series, or the one occurrence of
+        ``ref``), then put the object as read back into the stored snapshot, so the next poll
+        finds nothing to announce: the user's own answers stay silent, and the copy Yandex
+        drops after a decline is not reported as a cancellation."""
+        account = self.account(user_id)
+        creds = self._credentials(user_id)
+        me = me_address(account.login)
+        try:
+            result = self.source.answer_invitation(
+                creds, ref.href, me=me, partstat=partstat, recurrence_id=ref.recurrence_id)
+        except AuthRefused:
+            self.repo.set_needs_password(user_id, True)
+            raise AuthRefused("error.stored_password_refused") from None
+        now = self.clock()
+        start, end = poll_window(now, self.horizon_days)
+        tz = ZoneInfo(account.timezone)
+        if result.stored is not None:
+            occurrences = parse_occurrences(result.stored.ics, calendar=ref.calendar,
+                                            href=ref.href, start=start, end=end, tz=tz, me=me)
+            copy: ObjectCopy | None = ObjectCopy(ref.calendar, result.stored.etag,
+                                                 result.stored.ics)
+        else:  # dropped by the server after a decline: keep its occurrences, declined
+            occurrences = [replace(o, my_partstat=DECLINED)
+                           for o in self.store.snapshot(user_id).values() if o.href == ref.href]
+            copy = None
+        self.store.apply_local_write(user_id, ref.href, ref.calendar, copy, occurrences)
+        log.info("answer.done user=%s partstat=%s series=%s state=%s", user_id, partstat,
+                 ref.recurrence_id is None, result.state)
+        return result
+
+    def snooze(self, user_id: str, ref: MeetingRef, reminder_id: str, message: str, *,
+               answerable: bool) -> datetime:
+        """Remind again in 5 minutes, or 1 minute before the start when that is sooner; never
+        after the start, and once per reminder (the snooze's id is derived from the
+        reminder's). Returns when; raises BadInput when it is too late or done already."""
+        now = self.clock()
+        at = min(now + SNOOZE, ref.start - timedelta(minutes=1))
+        if at <= now:
+            raise BadInput("error.snooze_too_late")
+        recorded = self.outbox.record({user_id: [Notice(
+            f"snooze|{reminder_id}", "reminder", message, expires_at=ref.start,
+            not_before=at, refs=(ref,), actions=("answer",) if answerable else ())]}, now)
+        if not recorded.get(user_id):
+            raise BadInput("error.snooze_again")
+        log.info("reminder.snoozed user=%s until=%s", user_id, at.isoformat())
+        return at
+
+    # -- meet ------------------------------------------------------------------------------
+    def meet(self, user_id: str, request: MeetRequest, guests: list[Profile]) -> Occurrence:
+        """Create the meeting in Yandex: the user organizes it, the first watched calendar
+        holds it, Yandex makes a Telemost room for it and invites the guests by address.
+        The object as read back goes into the stored snapshot at once, so the bot's own
+        creation never comes back as an "added" notice. Returns the new occurrence (its
+        ``link`` None when Yandex had not added the room yet)."""
+        account = self.account(user_id)
+        creds = self._credentials(user_id)
+        tz = ZoneInfo(account.timezone)
+        now = self.clock()
+        start = scheduled_instant(request.day, time.fromisoformat(request.at), tz)
+        if start <= now:
+            raise BadInput("error.meet_past")
+        watched = [c for c in self.repo.calendars(user_id) if c.watched]
+        if not watched:
+            raise BadInput("error.no_calendars")
+        me = me_address(account.login)
+        addresses = []
+        for guest in guests:
+            if not guest.email:
+                raise BadInput("error.meet_no_email", value="@" + guest.username)
+            address = normalise_address(guest.email)
+            if address != me and address not in addresses:
+                addresses.append(address)
+        uid = f"{uuid.uuid4()}@yc-mattermost-bot"
+        ics = new_meeting(uid=uid, start=start, end=start + request.duration,
+                          title=request.title, organizer=me, organizer_name=account.login,
+                          guests=addresses, tz=tz, now=now, telemost=True)
+        calendar = watched[0].href
+        try:
+            created = self.source.create_event(creds, calendar, uid, ics)
+        except AuthRefused:
+            self.repo.set_needs_password(user_id, True)
+            raise AuthRefused("error.stored_password_refused") from None
+        window_start, window_end = poll_window(now, self.horizon_days)
+        occurrences = parse_occurrences(created.ics, calendar=calendar, href=created.href,
+                                        start=window_start, end=window_end, tz=tz, me=me)
+        self.store.apply_local_write(user_id, created.href, calendar,
+                                     ObjectCopy(calendar, created.etag, created.ics), occurrences)
+        log.info("meet.created user=%s guests=%d link=%s", user_id, len(addresses),
+                 bool(occurrences and occurrences[0].link))
+        found = parse_occurrences(created.ics, calendar=calendar, href=created.href,
+                                  start=start - timedelta(minutes=1), end=start + request.duration,
+                                  tz=tz, me=me)
+        if not found:
+            raise BadInput("error.write_ignored")
+        return found[0]
+
+    # -- for admins ------------------------------------------------------------------------
+    def stats(self) -> Stats:
+        """What `stats` shows a Mattermost system admin."""
+        now = self.clock()
+        accounts = self.repo.accounts()
+        use = {
+            "daily": sum(bool(a.notifications.daily_at) for a in accounts),
+            "remind": sum(bool(a.notifications.leads) for a in accounts),
+            "status": sum(a.notifications.status for a in accounts),
+            "changes": sum(a.notifications.changes for a in accounts),
+            "responses": sum(a.notifications.responses for a in accounts),
+        }
+        recent = now - timedelta(days=1)
+        errors = Counter(a.last_error for a in accounts if a.last_error
+                         and a.last_error_at is not None and a.last_error_at >= recent)
+        return Stats(accounts=len(accounts), use=use,
+                     needs_password=sum(a.needs_password for a in accounts),
+                     errors=dict(errors.most_common()), version=VERSION,
+                     uptime=now - STARTED_AT)
 
     # -- for `check` ----------------------------------------------------------------------
     def upcoming_info(self, account: Account) -> dict[str, str]:

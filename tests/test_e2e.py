@@ -5,6 +5,8 @@ Assertions are on what reached the fake server."""
 from __future__ import annotations
 
 import itertools
+import time as systime
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -31,6 +33,12 @@ def radicale() -> Iterator[RadicaleServer]:
         yield server
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class World:
     """One user, one Yandex account on Radicale, and the bot's environment."""
 
@@ -48,7 +56,7 @@ class World:
             "BOT_TOKEN": fake.token, "SSL_VERIFY": "false",
             "YC_CALDAV_URL": radicale.url, "YC_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
             "YC_SECRET_KEY": "e2e-secret", "YC_POLL_SECONDS": "1", "YC_TICK_SECONDS": "0.2",
-            "YC_CALDAV_TIMEOUT": "5",
+            "YC_CALDAV_TIMEOUT": "5", "YC_ACTIONS_PORT": str(free_port()),
         }
         (tmp_path / "none.toml").write_text("")
         self.running: RunningBot | None = None
@@ -69,12 +77,20 @@ class World:
         """Send a message as the user and return the bot's reply in its thread."""
         post_id = self.fake.user_says(self.user, text, **kw)
         return self.fake.wait_for_post(
-            lambda p: p["user_id"] == self.fake.bot_user_id and p["root_id"] == post_id)
+            lambda p: p["user_id"] == self.fake.bot_user_id and (
+                p["root_id"] == post_id or p["props"].get("yc_reply_to") == post_id))
 
     def connect(self) -> None:
         self.fake.user_says(self.user, f"connect {self.login} {self.password}")
         self.fake.wait_for_post(lambda p: "Connected" in p["message"]
                                 or "Подключён" in p["message"], timeout=15)
+
+    def wait_synced(self, timeout: float = 15) -> None:
+        """Until the first (silent) sync is done: what is put after it is news."""
+        deadline = systime.monotonic() + timeout
+        while "sync: never" in self.say("check")["message"]:
+            assert systime.monotonic() < deadline, "no first sync"
+            systime.sleep(0.3)
 
 
 @pytest.fixture

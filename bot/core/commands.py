@@ -36,6 +36,11 @@ for _name, _words in {
     "responses": "responses ответы",
     "notifications": "notifications notification уведомления",
     "language": "language lang язык",
+    "accept": "accept принять принимаю",
+    "maybe": "maybe tentative возможно",
+    "decline": "decline отклонить отказаться",
+    "meet": "meet встреча",
+    "stats": "stats статистика",
 }.items():
     for _word in _words.split():
         ALIASES[_word] = _name
@@ -160,3 +165,76 @@ def parse_leads(args: tuple[str, ...]) -> tuple[int, ...]:
     if len(leads) > 5:
         raise BadInput("error.too_many_leads")
     return tuple(sorted(leads, reverse=True))
+
+
+# -- meet -------------------------------------------------------------------------------------
+
+MAX_MEETING = timedelta(hours=24)
+DEFAULT_MEETING = timedelta(minutes=30)
+_DURATION = re.compile(r"^(?:(\d{1,2})\s*(?:h|ч))?\s*(?:(\d{1,4})\s*(?:m|min|м|мин))?$",
+                       re.IGNORECASE)
+_MENTION = re.compile(r"^@([a-z0-9._-]+)$", re.IGNORECASE)
+_WITH_WORDS = {"with", "с", "со"}
+_DAY_WORDS = {"today": 0, "сегодня": 0, "tomorrow": 1, "завтра": 1}
+
+
+@dataclass(frozen=True)
+class MeetRequest:
+    """What `meet` asks for: the wall-clock start in the user's zone, the length, the title
+    and the guests' Mattermost usernames (lower case, without @)."""
+
+    day: date
+    at: str  # "HH:MM"
+    duration: timedelta
+    title: str
+    guests: tuple[str, ...]
+
+
+def parse_duration(token: str) -> timedelta | None:
+    """"45m", "1h", "1h30m", "90min", "1ч30м" → the length; None when it is not a duration."""
+    match = _DURATION.match(token.strip())
+    if not match or not (match.group(1) or match.group(2)):
+        return None
+    return timedelta(hours=int(match.group(1) or 0), minutes=int(match.group(2) or 0))
+
+
+def parse_meet(args: tuple[str, ...], today: date) -> MeetRequest:
+    """`meet <date|today|tomorrow> <HH:MM> [<duration>] <title> [with @user …]`.
+
+    The title is every other word, in order; a `with`/`с` right before a mention is dropped.
+    Raises BadInput with the reason and the right form."""
+    words = list(args)
+    if len(words) < 2:
+        raise BadInput("error.meet_usage")
+    first = words.pop(0)
+    if first.lower() in _DAY_WORDS:
+        day = today + timedelta(days=_DAY_WORDS[first.lower()])
+    elif _DATE_TOKEN.fullmatch(first):
+        day = parse_date(first, today)
+    else:
+        raise BadInput("error.meet_usage")
+    try:
+        at = parse_hhmm(words.pop(0))
+    except BadInput:
+        raise BadInput("error.meet_time", value=args[1][:10]) from None
+    duration = DEFAULT_MEETING
+    if words and (length := parse_duration(words[0])) is not None:
+        words.pop(0)
+        if not timedelta(0) < length <= MAX_MEETING:
+            raise BadInput("error.meet_duration", value=args[2][:10])
+        duration = length
+    guests: list[str] = []
+    title: list[str] = []
+    for index, word in enumerate(words):
+        mention = _MENTION.match(word.rstrip(",.;"))
+        if mention:
+            guests.append(mention.group(1).lower())
+        elif word.lower() in _WITH_WORDS and index + 1 < len(words) \
+                and _MENTION.match(words[index + 1].rstrip(",.;")):
+            continue  # "Review with @bob": the with-word belongs to the guests
+        else:
+            title.append(word)
+    text = " ".join(title).strip()
+    if not text:
+        raise BadInput("error.meet_title")
+    return MeetRequest(day, at, duration, text[:250], tuple(dict.fromkeys(guests)))
