@@ -99,7 +99,10 @@ class Services:
         return account
 
     def _credentials(self, user_id: str) -> Credentials:
-        creds = self.repo.credentials(user_id)
+        try:
+            creds = self.repo.credentials(user_id)
+        except ValueError:  # stored under a key no longer configured: ask for a new one
+            raise AuthRefused("error.stored_password_refused") from None
         if creds is None:
             raise NotConnected()
         return creds
