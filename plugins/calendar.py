@@ -7,7 +7,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +16,11 @@ import schedule
 from mmpy_bot import Message, Plugin, listen_to
 
 from bot import metrics
+from bot.actions.buttons import ANSWERS, scope_text
+from bot.actions.handlers import Actions
+from bot.actions.server import HttpEndpoint
 from bot.core.agenda import render_agenda, render_next
+from bot.core.changes import thread_key
 from bot.core.commands import (
     OFF_WORDS,
     ON_WORDS,
@@ -25,11 +29,13 @@ from bot.core.commands import (
     parse_date,
     parse_hhmm,
     parse_leads,
+    parse_meet,
     parse_range,
     period_for,
 )
-from bot.core.markdown import code, escape, split_message
+from bot.core.markdown import code, escape, link, split_message
 from bot.core.model import Account, NotificationSettings, WatchedCalendar
+from bot.core.notices import when
 from bot.core.texts import LANGUAGES, TEXTS, language_of, t
 from bot.engine import Engine
 from bot.errors import BadInput, BotError
@@ -48,7 +54,10 @@ READ_ONLY_COMMANDS = frozenset(
     {"help", "check", "today", "tomorrow", "week", "month", "date", "range", "next"})
 
 
-def describe_notifications(settings: NotificationSettings, lang: str) -> str:
+def describe_notifications(settings: NotificationSettings, lang: str, *,
+                           status_refused: bool = False) -> str:
+    """The settings in one line; ``status_refused``: Mattermost refused the custom status (the
+    bot switched it off), which is said instead of nothing."""
     parts = []
     if settings.daily_at:
         days = t(lang, "notif.weekdays") if settings.daily_weekdays else ""
@@ -57,6 +66,8 @@ def describe_notifications(settings: NotificationSettings, lang: str) -> str:
         parts.append(t(lang, "notif.remind", leads=", ".join(str(v) for v in settings.leads)))
     if settings.status:
         parts.append(t(lang, "notif.status"))
+    elif status_refused:
+        parts.append(t(lang, "notif.status_refused"))
     if settings.changes:
         parts.append(t(lang, "notif.changes"))
     if settings.responses:
@@ -66,6 +77,16 @@ def describe_notifications(settings: NotificationSettings, lang: str) -> str:
 
 def calendar_names(calendars: list[WatchedCalendar]) -> str:
     return ", ".join(escape(c.name) for c in calendars if c.watched) or "—"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer with more than text: buttons (``props``) on its last post, and the meetings
+    whose later notices should thread under it (``thread_keys``)."""
+
+    text: str
+    props: dict[str, Any] | None = None
+    thread_keys: tuple[str, ...] = ()
 
 
 class CalendarPlugin(Plugin):
@@ -81,16 +102,23 @@ class CalendarPlugin(Plugin):
         self.clock = clock
         self.engine: Engine | None = None
         self.inbox: Inbox | None = None
+        self.actions: Actions | None = None
+        self.endpoint: HttpEndpoint | None = None
         self._tick_seconds = 1.0
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="yc-chat")
 
     def attach(self, *, messenger: Messenger, inbox: Inbox, engine: Engine | None,
-               tick_seconds: float = 1.0) -> None:
-        """The parts built after the bot logged in (they need its driver)."""
+               tick_seconds: float = 1.0, actions: Actions | None = None,
+               endpoint: HttpEndpoint | None = None) -> None:
+        """The parts built after the bot logged in (they need its driver). ``actions`` only
+        when YC_ACTIONS_URL is set: then `connect` and `password` alone answer with a button
+        that opens a dialog, and answers typed in a thread also update the notice's buttons."""
         self.messenger = messenger
         self.inbox = inbox
         self.engine = engine
         self._tick_seconds = tick_seconds
+        self.actions = actions
+        self.endpoint = endpoint
 
     def on_start(self) -> None:
         """mmpy-bot started: the engine's tick and the inbox sweep go on its scheduler."""
@@ -101,6 +129,8 @@ class CalendarPlugin(Plugin):
     def on_stop(self) -> None:
         if self.engine is not None:
             self.engine.shutdown()
+        if self.endpoint is not None:
+            self.endpoint.stop()
         self._background.shutdown(wait=False, cancel_futures=True)
 
     def websocket_logged_in(self, first: bool) -> None:
@@ -168,21 +198,30 @@ class CalendarPlugin(Plugin):
             log.exception("command.failed user=%s", message.user_id)
             reply = t(lang, "error.internal")
         metrics.COMMANDS.labels(command_name).inc()
-        self.reply(message, reply, root_id)
+        answer = reply if isinstance(reply, Reply) else Reply(reply)
+        posted = self.reply(message, answer.text, root_id, props=answer.props)
+        if posted and answer.thread_keys:
+            self.services.outbox.set_thread_root(message.user_id, answer.thread_keys, posted[0])
 
-    def reply(self, message: Message, text: str, root_id: str) -> None:
-        """Post the answer (split below the post limit) in the command's thread."""
+    def reply(self, message: Message, text: str, root_id: str,
+              props: dict[str, Any] | None = None) -> list[str]:
+        """Post the answer (split below the post limit) in the command's thread, ``props``
+        on the last part; returns the post ids."""
         # The same answer posted again (a takeover right after a crash) has the same pending
         # id, which Mattermost answers with the first post for a while instead of a copy.
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+        posted: list[str] = []
         try:
-            for index, chunk in enumerate(split_message(text)):
-                self.messenger.post(
+            chunks = split_message(text)
+            for index, chunk in enumerate(chunks):
+                extra = dict(props or {}) if index == len(chunks) - 1 else {}
+                posted.append(self.messenger.post(
                     message.channel_id, chunk, root_id=root_id,
-                    props={REPLY_PROP: message.id},
-                    pending_post_id=f"{self.messenger.bot_user_id}:{message.id}-{digest}-{index}")
+                    props={**extra, REPLY_PROP: message.id},
+                    pending_post_id=f"{self.messenger.bot_user_id}:{message.id}-{digest}-{index}"))
         except Exception:
             log.warning("reply.failed user=%s", message.user_id, exc_info=True)
+        return posted
 
     def _language(self, user_id: str) -> str:
         account = self.services.repo.account(user_id)
@@ -208,14 +247,25 @@ class CalendarPlugin(Plugin):
         return root_id
 
     # -- commands -------------------------------------------------------------------------
-    def _dispatch(self, command: Command, message: Message, lang: str) -> str:
+    def _dispatch(self, command: Command, message: Message, lang: str) -> str | Reply:
         handler = getattr(self, f"cmd_{command.name}")
-        return str(handler(command, message, lang))
+        answer = handler(command, message, lang)
+        return answer if isinstance(answer, Reply) else str(answer)
 
     def cmd_help(self, command: Command, message: Message, lang: str) -> str:
         return t(lang, "help")
 
-    def cmd_connect(self, command: Command, message: Message, lang: str) -> str:
+    def _dialog_button(self, message: Message, action: str, lang: str) -> Reply | None:
+        """`connect` / `password` alone in a DM, with buttons on: a button opening the dialog
+        where the app password is typed, never into a post."""
+        if self.actions is None or not message.is_direct_message:
+            return None
+        props = self.actions.buttons.connect_button(message.user_id, action, lang, self.clock())
+        return Reply(t(lang, f"{action}.button_intro"), props=props)
+
+    def cmd_connect(self, command: Command, message: Message, lang: str) -> str | Reply:
+        if not command.args and (button := self._dialog_button(message, "connect", lang)):
+            return button
         if len(command.args) < 2:
             raise BadInput("error.connect_usage")
         login, password = command.args[0], command.args[1]
@@ -256,8 +306,11 @@ class CalendarPlugin(Plugin):
         account = self.services.change_login(message.user_id, command.args[0])
         return t(lang, "login.done", login=code(account.login))
 
-    def cmd_password(self, command: Command, message: Message, lang: str) -> str:
+    def cmd_password(self, command: Command, message: Message, lang: str) -> str | Reply:
         if not command.args:
+            self.services.account(message.user_id)  # not connected: say so first
+            if button := self._dialog_button(message, "password", lang):
+                return button
             raise BadInput("error.password_usage")
         self.services.change_password(message.user_id, command.args[0])
         return t(lang, "password.done")
@@ -286,12 +339,15 @@ class CalendarPlugin(Plugin):
             login=code(account.login),
             timezone=account.timezone,
             calendars=calendar_names(calendars),
-            notifications=describe_notifications(account.notifications, lang),
+            notifications=describe_notifications(account.notifications, lang,
+                                                 status_refused=account.status_refused),
             last_sync=_when(account.last_sync_at, account.timezone) or t(lang, "word.never"),
             last_error=_last_error(account, lang),
             next_agenda=extra.get("next_agenda") or t(lang, "word.off"),
             next_reminder=extra.get("next_reminder") or t(lang, "word.none"),
         )
+        if account.status_refused:
+            body = t(lang, "check.status_refused") + "\n" + body
         if account.needs_password:
             body = t(lang, "check.needs_password") + "\n" + body
         return body
@@ -394,6 +450,77 @@ class CalendarPlugin(Plugin):
             at = parse_hhmm(command.args[1]) if len(command.args) > 1 else "09:00"
             return self._save(message, lang, NotificationSettings(daily_at=at))
         raise BadInput("error.bad_notifications")
+
+
+    # -- answering invitations, meetings, admins --------------------------------------------
+    def _answer_typed(self, message: Message, lang: str, partstat: str) -> str:
+        """`accept` / `maybe` / `decline` typed in the thread of an invitation or reminder."""
+        notice = (self.services.outbox.notice_of_post(message.user_id, message.root_id)
+                  if message.root_id else None)
+        refs = list(notice.refs) if notice is not None and "answer" in notice.actions else []
+        if not refs:
+            raise BadInput("error.answer_where")
+        if len(refs) > 1:
+            raise BadInput("error.answer_which", count=len(refs))
+        ref = refs[0]
+        result = self.services.answer(message.user_id, ref, partstat)
+        if self.actions is not None:
+            update = self.actions.answered_update(message.user_id, message.root_id, ref, partstat)
+            if update is not None:
+                try:
+                    self.messenger.update_post(message.root_id, update["message"],
+                                               update["props"])
+                except Exception:
+                    log.warning("answer.update_failed user=%s", message.user_id, exc_info=True)
+        tz = ZoneInfo(self.services.account(message.user_id).timezone)
+        done = t(lang, "answer.gone" if result.state == "gone" else f"answer.done.{partstat}")
+        return f"{done} — {scope_text(ref, tz, lang, titled=True)}"
+
+    def cmd_accept(self, command: Command, message: Message, lang: str) -> str:
+        return self._answer_typed(message, lang, ANSWERS["accept"])
+
+    def cmd_maybe(self, command: Command, message: Message, lang: str) -> str:
+        return self._answer_typed(message, lang, ANSWERS["maybe"])
+
+    def cmd_decline(self, command: Command, message: Message, lang: str) -> str:
+        return self._answer_typed(message, lang, ANSWERS["decline"])
+
+    def cmd_meet(self, command: Command, message: Message, lang: str) -> Reply:
+        """`meet <date> <HH:MM> [<duration>] <title> [with @user …]` in a DM."""
+        if not message.is_direct_message:
+            raise BadInput("error.meet_dm_only")
+        account = self.services.account(message.user_id)
+        tz = ZoneInfo(account.timezone)
+        request = parse_meet(command.args, self.clock().astimezone(tz).date())
+        found = self.messenger.users_by_username(request.guests)
+        unknown = [g for g in request.guests if g not in found]
+        if unknown:
+            raise BadInput("error.meet_unknown_user", value="@" + unknown[0][:60])
+        bot = self.messenger.bot_user_id
+        guests = [found[g] for g in request.guests if found[g].username != bot]
+        occurrence = self.services.meet(message.user_id, request, guests)
+        names = ", ".join(escape("@" + g) for g in request.guests) or "—"
+        text = t(lang, "meet.done", title=escape(occurrence.title), when=when(occurrence, tz, lang),
+                 guests=names)
+        if occurrence.link:
+            text += "\n" + link(f"**{t(lang, 'agenda.join')}**", occurrence.link)
+        else:
+            text += "\n" + t(lang, "meet.link_later")
+        return Reply(text, thread_keys=(thread_key(occurrence),))
+
+    def cmd_stats(self, command: Command, message: Message, lang: str) -> str:
+        """For Mattermost system admins only (their role, read through the API); everyone
+        else gets the usual unknown-command answer."""
+        if not self.messenger.profile(message.user_id).is_admin:
+            raise BadInput("error.unknown_command", text=message.text.strip()[:40])
+        stats = self.services.stats()
+        uses = ", ".join(f"{t(lang, 'stats.use.' + k)} {v}" for k, v in stats.use.items())
+        errors = ", ".join(f"{t(lang, k) if k in TEXTS else escape(k)} ({v})"
+                           for k, v in stats.errors.items()) or t(lang, "word.none")
+        hours, rest = divmod(int(stats.uptime.total_seconds()), 3600)
+        return t(lang, "stats.body", accounts=stats.accounts, uses=uses,
+                 needs_password=stats.needs_password, errors=errors, version=stats.version,
+                 uptime=f"{hours}h {rest // 60:02d}m")
 
 
 class _AlreadyAnswered(BotError):

@@ -155,7 +155,17 @@ def _v3_coordination(db: Database) -> None:
     # Version-2 threads held change and answer notices only: those go out in order now.
     # The new columns get their values (a NULL boolean would make the claim query skip a row).
     AccountRow.update(dirty=False, snapshot_rev=0).execute()
+    # Version 2 added its booleans as nullable columns left NULL on the rows it found.
+    AccountRow.update(auth_notice_sent=False).where(AccountRow.auth_notice_sent.is_null()).execute()
+    AccountRow.update(status_blocked=False).where(AccountRow.status_blocked.is_null()).execute()
     NoticeRow.update(parts="", threaded=NoticeRow.kind.in_(["change", "response"])).execute()
+    # A version-2 notice named its thread in ``thread_key``; version 3 reads the threads from
+    # ``ref``: a pending change or answer keeps replying in its meeting's thread.
+    threads = db.execute_sql(
+        "SELECT id, thread_key FROM notice WHERE thread_key IS NOT NULL AND ref IS NULL").fetchall()
+    for pk, key in threads:
+        ref = json.dumps({"threads": [key], "refs": [], "actions": []}, ensure_ascii=False)
+        db.execute_sql(f"UPDATE notice SET ref = {db.param} WHERE id = {db.param}", (ref, pk))
     rows = list(OccurrenceRow.select(OccurrenceRow.id, OccurrenceRow.data).tuples())
     for pk, data in rows:
         OccurrenceRow.update(href=json.loads(data).get("href") or "").where(
@@ -202,6 +212,16 @@ def open_database(url: str) -> Database:
     else:
         upgrade(db)
     return db
+
+
+def ping() -> bool:
+    """Whether the database answers a trivial query (on this thread's connection)."""
+    try:
+        database.execute_sql("SELECT 1").fetchone()
+        return True
+    except Exception:
+        log.warning("db.ping_failed", exc_info=True)
+        return False
 
 
 _UPGRADE_LOCK = 0x59430001  # any constant: the key of the schema upgrade's advisory lock

@@ -29,7 +29,6 @@ from storage.outbox import OutboxStore
 from storage.repository import from_db_time, to_db_time
 from storage.serial import dump_occurrence, load_occurrence
 
-
 StoredObject = ObjectCopy  # the last good copy of a calendar object
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
+from bot.clock import utc_now
 from bot.core.model import (
     Account,
     CalendarInfo,
@@ -13,8 +14,8 @@ from bot.core.model import (
     WatchedCalendar,
 )
 from storage.crypto import Vault
-from bot.clock import utc_now
-from storage.models import AccountRow, CalendarRow, ObjectRow, OccurrenceRow, database
+from storage.db import write_transaction
+from storage.models import AccountRow, CalendarRow, ObjectRow, OccurrenceRow
 
 
 def to_db_time(value: datetime | None) -> datetime | None:
@@ -119,7 +120,7 @@ class Repository:
         account) starts from its own calendars with a silent first sync. ``timezone`` None
         keeps the stored zone (required for a new user).
         """
-        with database.atomic():
+        with write_transaction():
             row = self._row(user_id)
             if row is None:
                 if timezone is None:
@@ -165,7 +166,7 @@ class Repository:
             return _account(AccountRow.get_by_id(row.id))
 
     def delete_account(self, user_id: str) -> bool:
-        with database.atomic():
+        with write_transaction():
             row = self._row(user_id)
             if row is None:
                 return False
@@ -177,7 +178,7 @@ class Repository:
         """Change the row; ``notify``: a setting changed, so its lease holder re-reads it."""
         if notify:
             fields["dirty"] = True
-        with database.atomic():
+        with write_transaction():
             AccountRow.update(**fields).where(AccountRow.mm_user_id == user_id).execute()
             row = self._row(user_id)
         if row is None:
@@ -198,7 +199,7 @@ class Repository:
     def set_timezone(self, user_id: str, timezone: str) -> Account:
         """A new zone re-reads every calendar silently: all-day and floating times resolve in
         the user's zone, and a zone change is not a change of any meeting."""
-        with database.atomic():
+        with write_transaction():
             account = self._update(user_id, timezone=timezone, poll_due_at=to_db_time(self.clock()))
             CalendarRow.update(synced=False).where(
                 CalendarRow.account == self._row(user_id)).execute()
@@ -241,7 +242,7 @@ class Repository:
     def replace_calendars(self, user_id: str, found: list[CalendarInfo]) -> list[WatchedCalendar]:
         """Take the server's current list: known hrefs keep their choice, new ones are watched,
         vanished ones are dropped."""
-        with database.atomic():
+        with write_transaction():
             row = self._row(user_id)
             if row is None:
                 raise KeyError(user_id)
@@ -265,7 +266,7 @@ class Repository:
                 cal.save()
 
     def set_watched(self, user_id: str, hrefs: set[str]) -> list[WatchedCalendar]:
-        with database.atomic():
+        with write_transaction():
             row = self._row(user_id)
             if row is None:
                 raise KeyError(user_id)

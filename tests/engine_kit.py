@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.engine import Engine
 from bot.ports import MessengerError, Profile, SentPost, StatusRefused
 from bot.services import Services
 from storage.coordination import CoordinationStore
 from storage.engine_store import EngineStore
+from storage.models import database
 from storage.outbox import OutboxStore
 from storage.repository import Repository
 
 _engines = itertools.count(1)
+T = TypeVar("T")
 
 
 class ManualClock:
@@ -39,7 +41,8 @@ class RecordingMessenger:
 
     DM channels are ``dm-<user>``. ``fail_posts`` makes that many posts fail (transient);
     ``lose_answers`` makes that many posts succeed at the server but fail on the way back
-    (the sender cannot know it posted)."""
+    (the sender cannot know it posted). ``script`` decides the next posts one by one, before
+    those two: "ok", "fail" (transient), "refuse" (permanent) or "lose"."""
 
     posts: list[dict[str, Any]] = field(default_factory=list)
     status_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -51,6 +54,7 @@ class RecordingMessenger:
     permanent_failure: bool = False
     status_error: int | None = None
     edits: list[tuple[str, str]] = field(default_factory=list)
+    script: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: Any = None
 
@@ -64,7 +68,12 @@ class RecordingMessenger:
     def post(self, channel_id: str, message: str, *, root_id: str = "",
              props: Mapping[str, Any] | None = None, pending_post_id: str = "") -> str:
         with self.lock:
-            if self.fail_posts:
+            step = self.script.pop(0) if self.script else ""
+            if step == "fail":
+                raise MessengerError("post: ConnectError", permanent=False)
+            if step == "refuse":
+                raise MessengerError("post: HTTP 403", permanent=True)
+            if not step and self.fail_posts:
                 self.fail_posts -= 1
                 raise MessengerError("post: ConnectError", permanent=self.permanent_failure)
             post_id = f"p{len(self.posts) + 1}"
@@ -73,8 +82,9 @@ class RecordingMessenger:
                                "message": message, "root_id": root_id,
                                "props": dict(props or {}), "pending_post_id": pending_post_id,
                                "at": self.clock() if self.clock else datetime.now(UTC)})
-            if self.lose_answers:
-                self.lose_answers -= 1
+            if step == "lose" or (not step and self.lose_answers):
+                if not step:
+                    self.lose_answers -= 1
                 raise MessengerError("post: ReadTimeout", permanent=False)
             return post_id
 
@@ -156,6 +166,34 @@ def make_engine(repo: Repository, source: Any, clock: ManualClock,
                     process_id=f"test-{next(_engines)}", poll_seconds=poll_seconds,
                     horizon_days=horizon_days, workers=2)
     return engine, services
+
+
+def race(count: int, job: Callable[[int], T], timeout: float = 30.0) -> list[T]:
+    """Run ``job(0)`` … ``job(count - 1)`` on as many threads released at once (a barrier),
+    each on its own database connection (peewee's are per thread, closed at the end).
+    Returns the results in order; the first exception raised by a job is raised again."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout)
+            results[index] = job(index)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            database.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+    assert not any(thread.is_alive() for thread in threads), "a racing job hung"  # noqa: S101
+    return results
 
 
 def run_tick(engine: Engine, rounds: int = 3) -> None:

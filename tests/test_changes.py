@@ -558,3 +558,84 @@ def test_every_key_difference_in_view_is_explained(a, b):
     for r in d.responses:
         assert r.occurrence.organized_by_me and r.occurrence.end > NOW
         assert all(ans.email != ME for ans in r.answers)
+
+
+# --- the organizer, and the fingerprint deciding --------------------------------------------
+
+
+def test_new_organizer_is_an_update_naming_it():
+    """A meeting handed to another organizer is one "updated" with the organizer field."""
+    a = occ(organizer="boss@yandex.ru", organizer_name="Boss")
+    b = dataclasses.replace(a, organizer="anna@yandex.ru", organizer_name="Anna")
+    (c,) = diff(snap(a), snap(b)).changes
+    assert (c.kind, c.fields, c.old, c.new) == ("updated", ("organizer",), a, b)
+
+
+def test_organizer_change_of_a_series_is_one_notice():
+    """Every occurrence of a series handed over in one poll: one notice with the count."""
+    a = weekly(n=3, organizer="boss@yandex.ru")
+    b = {k: dataclasses.replace(o, organizer="anna@yandex.ru") for k, o in a.items()}
+    assert [(c.kind, c.count, c.fields) for c in diff(a, b).changes] == [
+        ("updated", 3, ("organizer",))]
+
+
+def test_organizer_renamed_or_recased_is_not_a_change():
+    """The same organizer address (another display name, other letter case) is no change:
+    equal fingerprints are silent."""
+    a = occ(organizer="boss@yandex.ru", organizer_name="Boss")
+    b = dataclasses.replace(a, organizer="Boss@Yandex.ru", organizer_name="The Boss")
+    assert fingerprint(a) == fingerprint(b)
+    assert diff(snap(a), snap(b)).empty
+
+
+def test_move_with_a_new_organizer_names_it():
+    """A move and a hand-over in one poll: one "moved" naming the organizer too."""
+    a = occ(organizer="boss@yandex.ru")
+    b = dataclasses.replace(a, organizer="anna@yandex.ru", start=a.start + timedelta(hours=1),
+                            end=a.end + timedelta(hours=1))
+    (c,) = diff(snap(a), snap(b)).changes
+    assert (c.kind, c.fields) == ("moved", ("organizer",))
+
+
+def test_organizer_change_message_shows_old_and_new():
+    """The notice says who organized it before and who does now, in both languages."""
+    from bot.core.markdown import escape
+    from bot.core.notices import change_message
+
+    a = occ(organizer="boss@yandex.ru", organizer_name="Boss")
+    b = dataclasses.replace(a, organizer="anna@yandex.ru", organizer_name="")
+    (c,) = diff(snap(a), snap(b)).changes
+    anna = escape("anna@yandex.ru")  # addresses are shown defused, never as a mention
+    assert f"Organizer: Boss → {anna}" in change_message(c, MSK, "en")
+    assert f"Организатор: Boss → {anna}" in change_message(c, MSK, "ru")
+
+
+_MUTATIONS = {
+    "title": lambda o: dataclasses.replace(o, title=o.title + " v2"),
+    "location": lambda o: dataclasses.replace(o, location="Room 9"),
+    "link": lambda o: dataclasses.replace(o, link="https://telemost.yandex.ru/j/99"),
+    "organizer": lambda o: dataclasses.replace(o, organizer="anna@yandex.ru"),
+    "time": lambda o: dataclasses.replace(o, start=o.start + timedelta(hours=1),
+                                          end=o.end + timedelta(hours=1)),
+    "answers": lambda o: dataclasses.replace(o, attendees=(att("bob@yandex.ru", DECLINED),)),
+}
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sets(st.sampled_from(sorted(_MUTATIONS))), st.booleans())
+def test_the_notice_names_exactly_what_changed(mutated, organized):
+    """Whatever visible facts of a meeting change together, the diff makes one notice naming
+    exactly those fields ("moved" when the time changed); only the answers changing, or
+    nothing, is no change of the meeting."""
+    kw = mine() if organized else {"organizer": "boss@yandex.ru"}
+    a = occ(attendees=(att("bob@yandex.ru", ACCEPTED),), **kw)
+    b = a
+    for name in sorted(mutated):
+        b = _MUTATIONS[name](b)
+    d = diff(snap(a), snap(b))
+    fields = tuple(f for f in ("title", "location", "link", "organizer") if f in mutated)
+    if not mutated - {"answers"}:
+        assert d.changes == []
+        return
+    (c,) = d.changes
+    assert (c.kind, c.fields) == ("moved" if "time" in mutated else "updated", fields)

@@ -272,3 +272,296 @@ def test_calendar_deleted_in_yandex_is_dropped_not_fatal(world) -> None:
     run_tick(engine)
     assert [c.href for c in repo.calendars(USER)] == [cal]
     assert repo.account(USER).last_sync_at == clock.now  # type: ignore[union-attr]
+
+
+# -- the status marker -------------------------------------------------------------------------
+
+
+def _puts(messenger: RecordingMessenger) -> list[str]:
+    return [c[2]["expires_at"] for c in messenger.status_calls if c[0] == "PUT"]
+
+
+def _z(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_status_of_a_later_meeting_is_recorded_and_kept_up_to_date(world) -> None:
+    """After the bot's status for one meeting expired, the next meeting's status is recorded
+    as the bot's: extending that meeting moves the status's expiry, cancelling it clears it."""
+    from storage.engine_store import EngineStore
+
+    source, cal, clock, messenger, engine, services, repo = world
+    repo.set_notifications(USER, NotificationSettings(leads=(), daily_at=None))
+    source.put(LOGIN, cal, "a.ics", event("a", START - timedelta(minutes=10),
+                                          START + timedelta(minutes=20), "First"))
+    second = START + timedelta(hours=1)
+    source.put(LOGIN, cal, "b.ics", event("b", second, second + timedelta(minutes=30), "Second"))
+    run_tick(engine)
+    assert _puts(messenger) == [_z(START + timedelta(minutes=20))]
+    messenger.custom.pop(USER)  # Mattermost removes an expired status by itself
+    clock.advance(hours=1, seconds=1)
+    run_tick(engine)
+    assert _puts(messenger)[1:] == [_z(second + timedelta(minutes=30))]
+    marker = EngineStore().status_marker(USER)
+    assert marker is not None and marker.expires_at == second + timedelta(minutes=30)
+    source.put(LOGIN, cal, "b.ics", event("b", second, second + timedelta(minutes=50), "Second",
+                                          stamp="20261126T100000Z"))
+    clock.advance(seconds=70)
+    run_tick(engine)
+    assert _puts(messenger)[2:] == [_z(second + timedelta(minutes=50))]
+    source.put(LOGIN, cal, "b.ics", event("b", second, second + timedelta(minutes=50), "Second",
+                                          status="CANCELLED", stamp="20261126T110000Z"))
+    clock.advance(seconds=70)
+    run_tick(engine)
+    assert messenger.status_calls[-1][0] == "DELETE" and USER not in messenger.custom
+    assert EngineStore().status_marker(USER) is None
+
+
+def test_concurrent_status_checks_leave_a_consistent_marker(world) -> None:
+    """Two status checks of one account at once (each with its own view of the meetings):
+    only one of them changes Mattermost, and the stored marker is what Mattermost shows."""
+    import threading
+
+    from bot.engine.status import StatusKeeper
+    from storage.engine_store import EngineStore
+    from storage.models import database
+
+    source, cal, clock, messenger, engine, services, repo = world
+    account = repo.account(USER)
+    assert account is not None
+    ends = [START + timedelta(minutes=20), START + timedelta(minutes=40)]
+    views = [[_occurrence(START - timedelta(minutes=10), end)] for end in ends]
+    both_read = threading.Barrier(2)
+    profile = messenger.profile
+
+    def slow_profile(user_id: str):  # both checks read Mattermost before either writes
+        found = profile(user_id)
+        both_read.wait(5)
+        return found
+
+    messenger.profile = slow_profile  # type: ignore[method-assign]
+    keeper = StatusKeeper(store=EngineStore(), outbox=engine.outbox, messenger=messenger)
+    results: list[object] = [None, None]
+
+    def check(i: int) -> None:
+        try:
+            results[i] = keeper.check(account, views[i], None, clock())
+        finally:
+            database.close()
+
+    threads = [threading.Thread(target=check, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    stored = EngineStore().status_marker(USER)
+    assert stored is not None and len(_puts(messenger)) == 1
+    assert messenger.custom[USER]["expires_at"] == _z(stored.expires_at)
+    assert results == [stored, stored]
+
+
+def _occurrence(start: datetime, end: datetime):
+    from bot.core.model import Occurrence
+
+    return Occurrence("/c/", "m", "", start, end, False, "Meeting")
+
+
+# -- the planner's memory ----------------------------------------------------------------------
+
+
+def test_reminded_ids_do_not_pile_up_over_days(world) -> None:
+    """Hourly meetings reminded over ten simulated days: what the planner keeps of the
+    reminders it decided stays about three days' worth, and each meeting is reminded once."""
+    source, cal, clock, messenger, engine, services, repo = world
+    repo.set_notifications(USER, NotificationSettings(leads=(10,), daily_at=None, status=False))
+    first = START + timedelta(minutes=30)
+    source.put(LOGIN, cal, "h.ics", event("h", first, first + timedelta(minutes=10), "Hourly",
+                                          extra="RRULE:FREQ=HOURLY"))
+    run_tick(engine)
+    sizes = []
+    for hour in range(24 * 10):
+        clock.now = first + timedelta(hours=hour, minutes=-8)
+        run_tick(engine, rounds=2)
+        if hour % 24 == 23:
+            sizes.append(len(engine.planner._views[USER].reminded))
+    reminders = [m for m in messenger.messages() if "Hourly" in m]
+    assert len(reminders) == 24 * 10
+    assert max(sizes) <= 24 * 4, sizes
+
+
+# -- back from trouble -------------------------------------------------------------------------
+
+
+class GatedSource(FakeCalendarSource):
+    """A fake whose ETag listings wait while ``gate`` is closed (a poll in flight)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = threading.Event()
+
+    def etags_in_window(self, creds, calendar_href, start, end):  # type: ignore[no-untyped-def]
+        if not self.gate.is_set():
+            self.waiting.set()
+            self.gate.wait(10)
+        return super().etags_in_window(creds, calendar_href, start, end)
+
+
+def test_new_password_polls_at_the_next_tick(world) -> None:
+    """After a 401, a `password` that Yandex accepts brings polling back on the next tick,
+    not after the 30-minute probe interval."""
+    source, cal, clock, messenger, engine, services, repo = world
+    run_tick(engine)
+    source.set_password(LOGIN, "new-pw")
+    clock.advance(seconds=70)
+    run_tick(engine)
+    assert repo.account(USER).needs_password  # type: ignore[union-attr]
+    services.change_password(USER, "new-pw")
+    source.put(LOGIN, cal, "a.ics", event("a", START + timedelta(hours=3),
+                                          START + timedelta(hours=4), "Seen at once"))
+    clock.advance(seconds=1)
+    run_tick(engine)
+    account = repo.account(USER)
+    assert account is not None and account.last_sync_at == clock.now
+    assert not account.needs_password
+    assert any(o.title == "Seen at once" for o in engine.store.snapshot(USER).values())
+
+
+def test_new_password_during_a_poll_in_flight_polls_again_at_once(repo: Repository) -> None:
+    """A `password` accepted while the refused poll is still running: that poll's 401 does
+    not push the next poll 30 minutes away; the new password is used on the next ticks."""
+    source = GatedSource()
+    source.add_account(LOGIN, "pw")
+    source.add_calendar(LOGIN, "events-1", "Work")
+    clock = ManualClock(START)
+    messenger = RecordingMessenger()
+    engine, services = make_engine(repo, source, clock, messenger)
+    try:
+        services.connect(USER, LOGIN, "pw", zone="Europe/Moscow", profile_zone=None,
+                         language="en")
+        run_tick(engine)
+        source.set_password(LOGIN, "new-pw")  # revoked: the next poll is refused
+        source.gate.clear()
+        clock.advance(seconds=70)
+        engine.tick()  # the poll starts with the old password and waits in the listing
+        assert source.waiting.wait(5)
+        services.change_password(USER, "new-pw")
+        engine.tick()  # sees the poll request while the old poll is still running
+        source.gate.set()
+        engine.drain()
+        for _ in range(3):
+            clock.advance(seconds=1)
+            run_tick(engine)
+        account = repo.account(USER)
+        assert account is not None and not account.needs_password
+        assert account.last_sync_at is not None and account.last_sync_at > START + timedelta(
+            seconds=70)
+    finally:
+        engine.shutdown()
+
+
+def test_notices_failed_while_mattermost_was_down_go_when_it_is_back(world) -> None:
+    """Mattermost down for minutes: when the websocket is back the notices waiting out their
+    backoff go at once; a reminder whose meeting started meanwhile is dropped, not sent."""
+    from storage.models import NoticeRow
+    from storage.repository import to_db_time
+
+    source, cal, clock, messenger, engine, services, repo = world
+    repo.set_notifications(USER, NotificationSettings(leads=(10,), daily_at=None, status=False))
+    early, later = START + timedelta(minutes=11), START + timedelta(minutes=19)
+    source.put(LOGIN, cal, "e.ics", event("e", early, early + timedelta(minutes=30), "Early"))
+    source.put(LOGIN, cal, "l.ics", event("l", later, later + timedelta(minutes=30), "Later"))
+    messenger.fail_posts = 10**6
+    back = START + timedelta(minutes=11, seconds=5)
+    while clock.now < back:
+        clock.advance(seconds=5)
+        run_tick(engine, rounds=1)
+    rows = {r.message.split("**")[1]: r for r in NoticeRow.select() if r.kind == "reminder"}
+    assert set(rows) == {"Early", "Later"}
+    for row in rows.values():  # both still waiting out a backoff that ends after `back`
+        assert row.sent_at is None and not row.dropped and row.attempts >= 3
+        assert row.next_attempt_at > to_db_time(back)
+    messenger.fail_posts = 0
+    engine.mattermost_back()
+    run_tick(engine, rounds=1)
+    sent = [p for p in messenger.posts if "Later" in p["message"]]
+    assert len(sent) == 1 and sent[0]["at"] == back
+    assert not [p for p in messenger.posts if "Early" in p["message"]]
+    early_row = NoticeRow.get_by_id(rows["Early"].id)
+    assert early_row.dropped and early_row.drop_reason == "expired"
+
+
+def test_late_agenda_after_a_restart_waits_for_the_first_poll(world, repo: Repository) -> None:
+    """Started again at 09:30 (agenda at 09:00 missed): the agenda is built after the first
+    poll, so a meeting deleted while the bot was down is not in it."""
+    source, cal, clock, messenger, engine, services, _ = world
+    repo.set_notifications(USER, NotificationSettings(leads=(), status=False))
+    noon = START + timedelta(hours=4)
+    source.put(LOGIN, cal, "k.ics", event("k", noon, noon + timedelta(hours=1), "Kept"))
+    source.put(LOGIN, cal, "d.ics", event("d", noon + timedelta(hours=1),
+                                          noon + timedelta(hours=2), "Deleted meanwhile"))
+    run_tick(engine)  # 08:00: polled, both stored
+    engine.shutdown()
+    source.delete(LOGIN, cal + "d.ics")
+    clock.advance(hours=1, minutes=30)
+    second, _ = make_engine(repo, source, clock, messenger)
+    try:
+        for _ in range(40):
+            run_tick(second)
+            if any("your meetings" in m for m in messenger.messages()):
+                break
+            clock.advance(seconds=5)
+        agendas = [m for m in messenger.messages() if "your meetings" in m]
+        assert len(agendas) == 1
+        assert "Kept" in agendas[0] and "Deleted meanwhile" not in agendas[0]
+    finally:
+        second.shutdown()
+
+
+def test_slow_reload_does_not_put_back_an_older_snapshot(world) -> None:
+    """A view reload that read the database before a poll's commit and finishes after the
+    poll's own reload does not overwrite the newer view (with the poll's freshness on it)."""
+    import threading
+
+    from storage.engine_store import EngineStore
+
+    source, cal, clock, messenger, engine, services, repo = world
+    run_tick(engine)
+    planner = engine.planner
+    read, go_on = threading.Event(), threading.Event()
+
+    class SlowStore(EngineStore):
+        def upcoming(self, users, start, end):  # type: ignore[no-untyped-def]
+            found = super().upcoming(users, start, end)
+            if threading.current_thread().name == "slow-reload":
+                read.set()
+                go_on.wait(10)
+            return found
+
+    planner.store = SlowStore()
+    slow = threading.Thread(target=planner.load, args=([USER], clock()), name="slow-reload")
+    slow.start()
+    assert read.wait(10)  # it holds the snapshot of before the poll below
+    at = START + timedelta(hours=2)
+    source.put(LOGIN, cal, "n.ics", event("n", at, at + timedelta(hours=1), "New one"))
+    clock.advance(seconds=70)
+    engine.tick()
+    engine.drain()  # the poll stored it and reloaded the view (fresh)
+    assert [o.title for o in planner._views[USER].upcoming] == ["New one"]
+    go_on.set()
+    slow.join(10)
+    view = planner._views[USER]
+    assert [o.title for o in view.upcoming] == ["New one"] and view.fresh
+
+
+def test_poll_ending_after_the_lease_was_lost_does_not_bring_the_account_back(world) -> None:
+    """The planner stops deciding for an account whose lease went elsewhere, even when a poll
+    of it finishes afterwards."""
+    source, cal, clock, messenger, engine, services, repo = world
+    run_tick(engine)
+    engine.planner.forget([USER])  # the lease was lost
+    engine.planner.polled(USER, clock(), changed=True)
+    assert USER not in engine.planner.held()

@@ -117,3 +117,105 @@ def test_connect_again_keeps_settings(setup) -> None:
                                   language="en")
     assert account.notifications.daily_at == "07:45" and account.notifications.leads == (5,)
     assert repo.credentials("u").password == "pw2"  # type: ignore[union-attr]
+
+
+def test_connect_with_another_login_keeps_settings_and_takes_its_calendars(setup) -> None:
+    """`connect` with another Yandex login keeps notification settings, language and the
+    status marker, and watches exactly the new account's calendars."""
+    from bot.core.model import NotificationSettings
+    from bot.core.status import BotStatus
+    from storage.engine_store import EngineStore
+
+    source, cal, services, repo = setup
+    services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="ru")
+    settings = NotificationSettings(daily_at="07:45", leads=(5,), changes=False)
+    repo.set_notifications("u", settings)
+    marker = BotStatus("calendar", "На встрече", NOW + timedelta(minutes=30))
+    assert EngineStore().swap_status_marker("u", None, marker)
+    from bot.core.model import Occurrence
+    from bot.core.sync import ObjectCopy
+
+    at = NOW + timedelta(hours=2)
+    ivans = Occurrence(cal, "x", "", at, at + timedelta(hours=1), False, "Ivan's", href=cal + "x")
+    EngineStore().apply_local_write("u", cal + "x", cal, ObjectCopy(cal, "e", "ics"), [ivans])
+    source.add_account("anna@yandex.ru", "pw-a")
+    anna = source.add_calendar("anna@yandex.ru", "events-7", "Anna's")
+    source.add_calendar("anna@yandex.ru", "events-8", "Anna's home")
+    account, calendars = services.connect("u", "anna@yandex.ru", "pw-a", zone=None,
+                                          profile_zone="Asia/Tokyo", language="en")
+    assert account.login == "anna@yandex.ru" and account.language == "ru"
+    assert account.notifications == settings and account.timezone == "Europe/Moscow"
+    assert EngineStore().status_marker("u") == marker
+    assert [(c.name, c.watched) for c in calendars] == [("Anna's", True), ("Anna's home", True)]
+    assert cal not in {c.href for c in repo.calendars("u")} and anna in {
+        c.href for c in repo.calendars("u")}
+    assert repo.credentials("u").password == "pw-a"  # type: ignore[union-attr]
+    # nothing of Ivan's calendar is left to remind of, and Anna's is taken in silently
+    assert EngineStore().snapshot("u") == {} and EngineStore().objects("u") == {}
+    state = EngineStore().poll_state("u")
+    assert state.window_end is None and state.unsynced == {c.href for c in calendars}
+
+
+def test_connect_again_with_the_same_login_keeps_calendar_choices(setup) -> None:
+    """Reconnecting the same login keeps which calendars are watched."""
+    source, cal, services, repo = setup
+    home = source.add_calendar("ivan@yandex.ru", "events-3", "Home")
+    services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
+    services.choose_calendars("u", ("1",))  # Home only (listed by name: Home, Work)
+    assert {c.href: c.watched for c in repo.calendars("u")} == {home: True, cal: False}
+    services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
+    assert {c.href: c.watched for c in repo.calendars("u")} == {home: True, cal: False}
+
+
+def test_reconnect_is_one_transaction(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When storing the calendars fails, the new credentials are not stored either (for
+    `password`, `login` and `connect` again)."""
+    from storage.repository import Repository
+
+    source, cal, services, repo = setup
+    services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
+    source.set_password("ivan@yandex.ru", "pw2")
+    source.add_account("anna@yandex.ru", "pw")  # `login` keeps the stored password
+    source.add_calendar("anna@yandex.ru", "events-7", "Anna's")
+
+    def broken(row: object, found: object) -> None:
+        raise RuntimeError("calendar step failed")
+
+    monkeypatch.setattr(Repository, "_replace_calendars", staticmethod(broken))
+    for change in (lambda: services.change_password("u", "pw2"),
+                   lambda: services.change_login("u", "anna@yandex.ru"),
+                   lambda: services.connect("u", "anna@yandex.ru", "pw", zone="UTC",
+                                            profile_zone=None, language="en")):
+        with pytest.raises(RuntimeError):
+            change()
+        creds = repo.credentials("u")
+        assert creds is not None and (creds.login, creds.password) == ("ivan@yandex.ru", "pw")
+        assert [c.href for c in repo.calendars("u")] == [cal]
+        assert repo.account("u").timezone == "Europe/Moscow"  # type: ignore[union-attr]
+
+
+def test_check_says_the_status_was_refused(setup) -> None:
+    """After Mattermost refused custom statuses, `check` says so and how to retry."""
+    from bot.core.commands import parse_command
+    from bot.core.model import NotificationSettings
+    from plugins.calendar import CalendarPlugin
+    from storage.engine_store import EngineStore
+
+    source, cal, services, repo = setup
+    services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
+    plugin = CalendarPlugin(services, clock=lambda: NOW)
+
+    class Post:
+        user_id = "u"
+
+    def check(lang: str) -> str:
+        return plugin.cmd_check(parse_command("check"), Post(), lang)  # type: ignore[arg-type]
+
+    assert "refused" not in check("en")
+    EngineStore().block_status("u")
+    assert repo.account("u").status_refused  # type: ignore[union-attr]
+    assert "Mattermost refused" in check("en") and "`status on`" in check("en")
+    assert "Mattermost отказал" in check("ru")
+    assert "status refused by Mattermost" in check("en")  # in the settings line too
+    services.set_notifications("u", NotificationSettings())  # `status on` tries again
+    assert "refused" not in check("en")

@@ -5,10 +5,21 @@ from __future__ import annotations
 import sqlite3
 import stat
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from peewee import (
+    BooleanField,
+    CharField,
+    Database,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+from playhouse.db_url import connect as connect_url
 
 from bot.core.model import CalendarInfo, Credentials, NotificationSettings
 from storage import db as dbmod
@@ -184,3 +195,251 @@ def test_rewatched_calendar_and_new_zone_sync_silently(repo: Repository) -> None
     CalendarRow.update(synced=True).execute()
     repo.set_timezone("u1", "Asia/Yekaterinburg")
     assert not any(c.synced for c in CalendarRow.select())
+
+
+# -- upgrades on both databases, built with frozen models of the old shapes --------------------
+
+class _V1Version(Model):
+    version = IntegerField()
+
+    class Meta:
+        table_name = "schemaversion"
+
+
+class _V1Account(Model):
+    mm_user_id = CharField(unique=True, max_length=64)
+    login = CharField(max_length=254)
+    password_enc = TextField()
+    timezone = CharField(max_length=64)
+    language = CharField(max_length=8)
+    created_at = DateTimeField()
+    daily_at = CharField(max_length=5, null=True)
+    daily_weekdays = BooleanField()
+    remind_leads = CharField(max_length=64)
+    status_on = BooleanField()
+    changes_on = BooleanField()
+    responses_on = BooleanField()
+    needs_password = BooleanField()
+    last_sync_at = DateTimeField(null=True)
+    last_error = TextField(null=True)
+    last_error_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "account"
+
+
+class _V1Calendar(Model):
+    account = ForeignKeyField(_V1Account, on_delete="CASCADE")
+    href = CharField(max_length=512)
+    name = CharField(max_length=256)
+    watched = BooleanField()
+    position = IntegerField()
+
+    class Meta:
+        table_name = "calendar"
+        indexes = ((("account", "href"), True),)
+
+
+class _V2Account(_V1Account):
+    auth_notice_sent = BooleanField(null=True)
+    status_blocked = BooleanField(null=True)
+    bot_status_text = CharField(max_length=128, null=True)
+    bot_status_emoji = CharField(max_length=64, null=True)
+    bot_status_expires = DateTimeField(null=True)
+    window_end = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "account"
+
+
+class _V2Calendar(_V1Calendar):
+    account = ForeignKeyField(_V2Account, on_delete="CASCADE")
+    synced = BooleanField(null=True)
+
+    class Meta:
+        table_name = "calendar"
+
+
+class _V2Object(Model):
+    account = ForeignKeyField(_V2Account)
+    calendar = CharField(max_length=512)
+    href = CharField(max_length=512)
+    etag = CharField(max_length=256)
+    ics = TextField()
+
+    class Meta:
+        table_name = "object"
+
+
+class _V2Occurrence(Model):
+    account = ForeignKeyField(_V2Account)
+    calendar = CharField(max_length=512)
+    uid = CharField(max_length=512)
+    rid = CharField(max_length=64)
+    start = DateTimeField()
+    end = DateTimeField()
+    data = TextField()
+
+    class Meta:
+        table_name = "occurrence"
+
+
+class _V2Notice(Model):
+    account = ForeignKeyField(_V2Account)
+    notice_id = CharField(max_length=700)
+    kind = CharField(max_length=16)
+    message = TextField()
+    thread_key = CharField(max_length=600, null=True)
+    created_at = DateTimeField()
+    expires_at = DateTimeField(null=True)
+    sent_at = DateTimeField(null=True)
+    post_id = CharField(max_length=64, null=True)
+    attempts = IntegerField()
+    next_attempt_at = DateTimeField(null=True)
+    dropped = BooleanField()
+
+    class Meta:
+        table_name = "notice"
+
+
+class _V2Thread(Model):
+    account = ForeignKeyField(_V2Account)
+    thread_key = CharField(max_length=600)
+    post_id = CharField(max_length=64)
+
+    class Meta:
+        table_name = "thread"
+
+
+_V1_MODELS: list[type[Model]] = [_V1Version, _V1Account, _V1Calendar]
+_V2_MODELS: list[type[Model]] = [_V1Version, _V2Account, _V2Calendar, _V2Object, _V2Occurrence,
+                                 _V2Notice, _V2Thread]
+_OLD_CAL = "/calendars/ivan%40yandex.ru/events-1/"
+_NAIVE = NOW.replace(tzinfo=None)
+
+
+def _version_1(url: str, vault: Vault) -> Database:
+    """A version-1 database (accounts and calendars only) with one account in it."""
+    from storage.models import database
+
+    db = connect_url(url)
+    database.initialize(db)  # the upgrades name the current models' tables
+    with db.bind_ctx(_V1_MODELS):
+        db.create_tables(_V1_MODELS)
+        _V1Version.create(version=1)
+        account = _V1Account.create(
+            mm_user_id="u1", login="ivan@yandex.ru", password_enc=vault.encrypt("pw"),
+            timezone="Europe/Moscow", language="ru", created_at=_NAIVE, daily_at="08:30",
+            daily_weekdays=False, remind_leads="10,1", status_on=True, changes_on=True,
+            responses_on=False, needs_password=False, last_sync_at=_NAIVE)
+        _V1Calendar.create(account=account, href=_OLD_CAL, name="Work", watched=True,
+                           position=0)
+        _V1Calendar.create(account=account, href="/calendars/ivan%40yandex.ru/events-2/",
+                           name="Home", watched=False, position=1)
+    return db
+
+
+def _upgraded_account_is_intact(vault: Vault) -> None:
+    repo = Repository(vault)
+    found = repo.account_with_credentials("u1")
+    assert found is not None
+    account, creds = found
+    assert creds == Credentials("ivan@yandex.ru", "pw")
+    assert (account.language, account.timezone) == ("ru", "Europe/Moscow")
+    assert account.notifications == NotificationSettings(
+        daily_at="08:30", daily_weekdays=False, leads=(10, 1), responses=False)
+    assert [(c.href, c.watched) for c in repo.calendars("u1")] == [
+        (_OLD_CAL, True), ("/calendars/ivan%40yandex.ru/events-2/", False)]
+
+
+def test_schema_upgrade_from_version_1_on_both_databases(db_url: str) -> None:
+    """A version-1 database (SQLite or PostgreSQL) comes up at the current version, its
+    accounts readable and leasable."""
+    from storage.coordination import CoordinationStore
+
+    vault = Vault("k")
+    _version_1(db_url, vault).close()
+    db = open_database(db_url)
+    try:
+        from storage.models import SchemaVersion
+
+        assert SchemaVersion.get().version == dbmod.SCHEMA_VERSION == 3
+        _upgraded_account_is_intact(vault)
+        assert CoordinationStore().acquire("p", NOW, NOW + timedelta(seconds=30), 5) == {"u1"}
+    finally:
+        db.close()
+
+
+def test_schema_upgrade_from_version_2_keeps_the_engine_state(db_url: str) -> None:
+    """A running version-2 database (snapshot, pending and sent notices, threads) comes up at
+    version 3 on SQLite and PostgreSQL with nothing lost: occurrences know their object, the
+    pending notices are claimable (threaded for changes and answers, in their thread), the
+    status marker and the baseline are kept, so nothing is re-announced."""
+    from bot.core.model import Occurrence
+    from bot.core.status import BotStatus
+    from storage.coordination import CoordinationStore
+    from storage.engine_store import EngineStore
+    from storage.models import NoticeRow, OccurrenceRow, SchemaVersion
+    from storage.outbox import OutboxStore
+    from storage.serial import dump_occurrence
+
+    vault = Vault("k")
+    db = _version_1(db_url, vault)
+    dbmod.MIGRATIONS[0](db)
+    start = NOW + timedelta(hours=2)
+    occurrences = [
+        Occurrence(_OLD_CAL, "a", "", start, start + timedelta(hours=1), False, "Sync",
+                   href=_OLD_CAL + "a.ics"),
+        Occurrence(_OLD_CAL, "s", (start + timedelta(days=1)).isoformat(),
+                   start + timedelta(days=1), start + timedelta(days=1, hours=1), False,
+                   "Weekly", href=_OLD_CAL + "s.ics"),
+    ]
+    with db.bind_ctx(_V2_MODELS):
+        _V1Version.update(version=2).execute()
+        account = _V2Account.get(_V2Account.mm_user_id == "u1")
+        _V2Account.update(auth_notice_sent=False, status_blocked=False,
+                          bot_status_emoji="calendar", bot_status_text="На встрече",
+                          bot_status_expires=_NAIVE + timedelta(minutes=40),
+                          window_end=_NAIVE + timedelta(days=61)).execute()
+        _V2Calendar.update(synced=True).execute()
+        for occ in occurrences:
+            _V2Object.create(account=account, calendar=_OLD_CAL, href=occ.href, etag="e1",
+                             ics="BEGIN:VCALENDAR")
+            _V2Occurrence.create(account=account, calendar=occ.calendar, uid=occ.uid,
+                                 rid=occ.recurrence_id, start=occ.start.replace(tzinfo=None),
+                                 end=occ.end.replace(tzinfo=None), data=dump_occurrence(occ))
+        common = {"account": account, "created_at": _NAIVE, "next_attempt_at": _NAIVE,
+                  "dropped": False}
+        _V2Notice.create(notice_id="chg|1", kind="change", message="moved",
+                         thread_key=f"{_OLD_CAL}|a", attempts=0, **common)
+        _V2Notice.create(notice_id="rem|x|10", kind="reminder", message="soon",
+                         expires_at=_NAIVE + timedelta(hours=2), attempts=1, **common)
+        _V2Notice.create(notice_id="resp|0", kind="response", message="answers",
+                         thread_key=f"{_OLD_CAL}|a", sent_at=_NAIVE, post_id="root-1",
+                         attempts=1, **common)
+        _V2Thread.create(account=account, thread_key=f"{_OLD_CAL}|a", post_id="root-1")
+    db.close()
+
+    db = open_database(db_url)
+    try:
+        assert SchemaVersion.get().version == 3
+        _upgraded_account_is_intact(vault)
+        assert {r.href for r in OccurrenceRow.select()} == {o.href for o in occurrences}
+        store = EngineStore()
+        assert set(store.snapshot("u1").values()) == set(occurrences)
+        state = store.poll_state("u1")
+        assert state.unsynced == set() and state.rev == 0  # the baseline stays: no re-announce
+        assert state.window_end == NOW + timedelta(days=61)
+        assert store.status_marker("u1") == BotStatus(
+            "calendar", "На встрече", NOW + timedelta(minutes=40))
+        assert {r.notice_id: r.threaded for r in NoticeRow.select()} == {
+            "chg|1": True, "rem|x|10": False, "resp|0": True}
+        outbox = OutboxStore()
+        claimed = {c.notice_id: c for c in outbox.claim("p", NOW + timedelta(seconds=1))}
+        assert set(claimed) == {"chg|1", "rem|x|10"}
+        assert claimed["chg|1"].thread_keys == (f"{_OLD_CAL}|a",)
+        assert outbox.thread_root("u1", claimed["chg|1"].thread_keys) == "root-1"
+        assert CoordinationStore().acquire("p", NOW, NOW + timedelta(seconds=30), 5) == {"u1"}
+        assert CoordinationStore().take_dirty("p") == set()
+    finally:
+        db.close()

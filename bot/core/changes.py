@@ -28,8 +28,10 @@ OccurrenceKey = tuple[str, str, str]  # (calendar href, UID, RECURRENCE-ID ISO o
 SeriesKey = tuple[str, str]  # (calendar href, UID)
 ChangeKind = Literal["added", "cancelled", "moved", "updated"]
 
-# Fields an "updated" (or "moved") change may name, in this order.
-UPDATE_FIELDS: tuple[str, ...] = ("title", "location", "link")
+# Fields an "updated" (or "moved") change may name, in this order. Together with the time
+# and the status they are every part of the ``fingerprint`` except the attendees' answers,
+# which are told as answers (``ResponseChange``), not as a change of the meeting.
+UPDATE_FIELDS: tuple[str, ...] = ("title", "location", "link", "organizer")
 
 # A series re-timed across a DST switch shifts one occurrence by an hour more or less than the
 # others (timed occurrences carry UTC instants, the event's own zone is gone by now).
@@ -134,7 +136,8 @@ def _when(occ: Occurrence) -> tuple[object, ...]:
 
 
 def _field_values(occ: Occurrence) -> dict[str, str | None]:
-    return {"title": _text(occ.title), "location": _text(occ.location), "link": _link(occ.link)}
+    return {"title": _text(occ.title), "location": _text(occ.location), "link": _link(occ.link),
+            "organizer": _email(occ.organizer) or None}
 
 
 def fingerprint(occ: Occurrence) -> tuple[object, ...]:
@@ -216,10 +219,11 @@ def diff_snapshots(
     Rules: occurrences the user (``me``) declined on every side are silent. A key that
     vanished, or whose status became CANCELLED, is "cancelled"; a new key (or a cancelled one
     reinstated) is "added"; a changed start/end/all-day is "moved", a changed
-    title/location/link "updated". Keys of one series that vanished while others appeared
-    (the master's DTSTART or RRULE was edited, so the RECURRENCE-IDs changed) are paired
-    into "moved" by their common time shift. Attendee answers are only reported for meetings
-    organized by ``me``, never ``me``'s own.
+    title/location/link/organizer "updated". Keys of one series that vanished while others
+    appeared (the master's DTSTART or RRULE was edited, so the RECURRENCE-IDs changed) are
+    paired into "moved" by their common time shift. A meeting whose ``fingerprint`` is unchanged
+    is silent; a new organizer is an "updated" naming ``organizer``. Attendee answers are
+    only reported for meetings organized by ``me``, never ``me``'s own.
     """
     if now.tzinfo is None or window_end.tzinfo is None:
         raise ValueError("diff_snapshots needs aware datetimes")
@@ -307,7 +311,13 @@ def diff_snapshots(
 
 
 def _classify(o: Occurrence, n: Occurrence) -> _Item | None:
-    """The change from ``o`` to ``n`` of the same meeting occurrence, if the user sees one."""
+    """The change from ``o`` to ``n`` of the same meeting occurrence, if the user sees one.
+
+    Equal fingerprints are no change, whatever else differs; otherwise the time, the status
+    and the ``UPDATE_FIELDS`` say which change it is (what remains, the attendees' answers,
+    is for ``_responses``)."""
+    if fingerprint(o) == fingerprint(n):
+        return None
     series = (n.calendar, n.uid)
     if o.cancelled or n.cancelled:
         if o.cancelled and n.cancelled:

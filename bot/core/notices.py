@@ -84,7 +84,8 @@ def change_message(change: Change, tz: ZoneInfo, lang: str) -> str:
 
 
 def _field(occ: Occurrence, name: str) -> str:
-    value = {"title": occ.title, "location": occ.location, "link": occ.link or ""}[name]
+    value = {"title": occ.title, "location": occ.location, "link": occ.link or "",
+             "organizer": occ.organizer_name or occ.organizer or ""}[name]
     if name == "link" and value:
         return link(value, value)
     return escape(value)

@@ -9,7 +9,7 @@ LANGUAGES = ("en", "ru")
 
 HELP_EN = """\
 **Yandex Calendar bot** — write to me in this direct message. Commands:
-- `connect <login> <app-password> [<time zone>]` — connect, e.g. `connect ivan@yandex.ru abcdefghijklmnop Europe/Moscow`
+- `connect <login> <app-password> [<time zone>]` — connect, e.g. `connect ivan@yandex.ru abcdefghijklmnop Europe/Moscow` (or `connect` alone, where buttons are on: the password goes into a dialog)
 - `disconnect` — forget your account and everything about it
 - `login <login>` / `password <app-password>` / `timezone <zone>` — change one thing, e.g. `timezone Asia/Yekaterinburg`
 - `check` — what is connected and set up, e.g. `check`
@@ -18,6 +18,8 @@ HELP_EN = """\
 - `<date>` — one day, e.g. `05.12.2026` (also `05.12`, `2026-12-05`)
 - `<date> - <date>` — a range of up to 366 days, e.g. `from 01.12.2026 to 15.12.2026`
 - `next` — your next meeting
+- `meet <date|today|tomorrow> <HH:MM> [<duration>] <title> [with @user …]` — create a meeting with a Telemost room, e.g. `meet tomorrow 15:00 45m Design review with @bob`
+- `accept` / `maybe` / `decline` — typed in the thread of an invitation or a reminder, answers it
 - `daily <HH:MM> [weekdays]` / `daily off` — morning agenda, e.g. `daily 09:00 weekdays`
 - `remind <minutes>…` / `remind off` — reminders before meetings, e.g. `remind 10 1`
 - `status on` / `status off` — the "📆 In a meeting" status while you are in one
@@ -29,7 +31,7 @@ You need an app password for Yandex Calendar: id.yandex.ru → Security → App 
 
 HELP_RU = """\
 **Бот Яндекс Календаря** — пишите мне в личные сообщения. Команды:
-- `подключить <логин> <пароль-приложения> [<часовой пояс>]` — подключиться, например `connect ivan@yandex.ru abcdefghijklmnop Europe/Moscow`
+- `подключить <логин> <пароль-приложения> [<часовой пояс>]` — подключиться, например `connect ivan@yandex.ru abcdefghijklmnop Europe/Moscow` (или просто `подключить`, если включены кнопки: пароль вводится в окне)
 - `отключить` — забыть аккаунт и всё, что с ним связано
 - `login <логин>` / `password <пароль-приложения>` / `timezone <пояс>` — изменить одно, например `timezone Asia/Yekaterinburg`
 - `проверка` — что подключено и настроено, например `check`
@@ -38,6 +40,8 @@ HELP_RU = """\
 - `<дата>` — один день, например `05.12.2026` (также `05.12`, `2026-12-05`)
 - `<дата> - <дата>` — период до 366 дней, например `с 01.12.2026 по 15.12.2026`
 - `следующая` — ближайшая встреча
+- `встреча <дата|сегодня|завтра> <ЧЧ:ММ> [<длительность>] <название> [с @user …]` — создать встречу с Телемостом, например `встреча 05.12 10:00 1h Планёрка с @bob`
+- `принять` / `возможно` / `отклонить` — в ветке приглашения или напоминания: ответ на него
 - `daily <ЧЧ:ММ> [weekdays]` / `daily off` — утренняя сводка, например `daily 09:00 weekdays`
 - `remind <минуты>…` / `remind off` — напоминания перед встречами, например `remind 10 1`
 - `status on` / `status off` — статус «📆 На встрече», пока вы на встрече
@@ -237,6 +241,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "⚠️ Яндекс не принимает сохранённый пароль приложения: отправьте "
         "`password <новый пароль-приложения>`.",
     },
+    "check.status_refused": {
+        "en": "⚠️ Mattermost refused to set your \"📆 In a meeting\" status, so `status` is "
+        "off. Ask an admin to give the bot account the System Admin role and to keep custom "
+        "statuses on, then send `status on`.",
+        "ru": "⚠️ Mattermost отказал в установке статуса «📆 На встрече», поэтому `status` "
+        "выключен. Попросите администратора дать аккаунту бота роль System Admin и не "
+        "выключать пользовательские статусы, затем отправьте `status on`.",
+    },
     "word.never": {"en": "never", "ru": "ещё не было"},
     "word.none": {"en": "none", "ru": "нет"},
     "word.off": {"en": "off", "ru": "выключено"},
@@ -262,6 +274,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "notif.changes": {"en": "change notices", "ru": "уведомления об изменениях"},
     "notif.responses": {"en": "attendees' answers", "ru": "ответы участников"},
     "notif.none": {"en": "all notifications off", "ru": "все уведомления выключены"},
+    "notif.status_refused": {"en": "\"In a meeting\" status refused by Mattermost",
+                             "ru": "статус «На встрече» отклонён сервером Mattermost"},
     # --- agenda --------------------------------------------------------------------------------
     "agenda.empty_day": {"en": "No meetings.", "ru": "Встреч нет."},
     "agenda.empty_range": {
@@ -330,6 +344,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "change.field.title": {"en": "Title: {old} → {new}", "ru": "Название: {old} → {new}"},
     "change.field.location": {"en": "Place: {old} → {new}", "ru": "Место: {old} → {new}"},
     "change.field.link": {"en": "Join link: {old} → {new}", "ru": "Ссылка: {old} → {new}"},
+    "change.field.organizer": {"en": "Organizer: {old} → {new}",
+                               "ru": "Организатор: {old} → {new}"},
     "response.head": {
         "en": "📨 Answers to **{title}** ({when}):",
         "ru": "📨 Ответы на **{title}** ({when}):",
@@ -343,6 +359,185 @@ TEXTS: dict[str, dict[str, str]] = {
     "partstat.TENTATIVE": {"en": "you said maybe", "ru": "вы под вопросом"},
     "partstat.NEEDS-ACTION": {"en": "you have not answered", "ru": "вы не ответили"},
     "partstat.DELEGATED": {"en": "you delegated", "ru": "вы передали"},
+    # --- buttons and dialogs ---------------------------------------------------------------
+    "button.accept": {"en": "Accept", "ru": "Принять"},
+    "button.maybe": {"en": "Maybe", "ru": "Возможно"},
+    "button.decline": {"en": "Decline", "ru": "Отклонить"},
+    "button.snooze": {"en": "Snooze 5 min", "ru": "Напомнить через 5 мин"},
+    "button.connect": {"en": "Connect", "ru": "Подключить"},
+    "button.password": {"en": "New app password", "ru": "Новый пароль"},
+    "connect.button_intro": {
+        "en": "Connect your Yandex Calendar with the button below: the app password goes into "
+        "a dialog, never into a message.",
+        "ru": "Подключите Яндекс Календарь кнопкой ниже: пароль приложения вводится в окне, "
+        "а не в сообщении.",
+    },
+    "password.button_intro": {
+        "en": "Give me a new app password with the button below (it never goes into a message).",
+        "ru": "Введите новый пароль приложения кнопкой ниже (он не попадёт в сообщения).",
+    },
+    "connect.dialog_hint": {
+        "en": "You need an app password of type \"Calendar (CalDAV)\" from id.yandex.ru → "
+        "Security → App passwords.",
+        "ru": "Нужен пароль приложения типа «Календарь (CalDAV)»: id.yandex.ru → Безопасность → "
+        "Пароли приложений.",
+    },
+    "password.dialog_hint": {
+        "en": "Make a new app password of type \"Calendar (CalDAV)\" at id.yandex.ru → "
+        "Security → App passwords.",
+        "ru": "Создайте новый пароль приложения типа «Календарь (CalDAV)»: id.yandex.ru → "
+        "Безопасность → Пароли приложений.",
+    },
+    "dialog.title": {"en": "Yandex Calendar", "ru": "Календарь"},
+    "dialog.submit": {"en": "Connect", "ru": "Подключить"},
+    "dialog.login": {"en": "Login", "ru": "Логин"},
+    "dialog.login_help": {"en": "Your Yandex address, e.g. ivan@yandex.ru",
+                          "ru": "Ваш адрес в Яндексе, например ivan@yandex.ru"},
+    "dialog.password": {"en": "App password", "ru": "Пароль"},
+    "dialog.password_help": {
+        "en": "An app password of type \"Calendar (CalDAV)\", not your account password",
+        "ru": "Пароль приложения «Календарь (CalDAV)», не пароль от аккаунта"},
+    "dialog.timezone": {"en": "Time zone", "ru": "Часовой пояс"},
+    "dialog.timezone_help": {"en": "e.g. Europe/Moscow; empty: your Mattermost profile's",
+                             "ru": "например Europe/Moscow; пусто — как в профиле Mattermost"},
+    "dialog.connect_intro": {
+        "en": "I check the login with Yandex before storing anything; the password is kept "
+        "encrypted.",
+        "ru": "Я проверю логин в Яндексе, прежде чем что-то сохранить; пароль хранится "
+        "зашифрованным.",
+    },
+    "dialog.password_intro": {"en": "A new app password for {login}.",
+                              "ru": "Новый пароль приложения для {login}."},
+    "dialog.required": {"en": "Required.", "ru": "Обязательное поле."},
+    "dialog.open_failed": {
+        "en": "I could not open the dialog (the button is valid for 3 seconds after the "
+        "click); please click again.",
+        "ru": "Не удалось открыть окно (кнопка действует 3 секунды после нажатия); нажмите "
+        "ещё раз.",
+    },
+    "action.refused.invalid": {
+        "en": "This button is not valid; nothing was changed.",
+        "ru": "Эта кнопка недействительна; ничего не изменено.",
+    },
+    "action.refused.expired": {
+        "en": "This button has expired; nothing was changed.",
+        "ru": "Срок действия кнопки истёк; ничего не изменено.",
+    },
+    "action.refused.other_user": {
+        "en": "This button belongs to someone else's message; nothing was changed.",
+        "ru": "Эта кнопка из чужого сообщения; ничего не изменено.",
+    },
+    "answer.scope_series": {"en": "the whole series", "ru": "вся серия"},
+    "answer.scope_occurrence": {"en": "this occurrence only ({when})",
+                                "ru": "только эта встреча ({when})"},
+    "answer.done.ACCEPTED": {"en": "✅ You accepted", "ru": "✅ Вы приняли"},
+    "answer.done.TENTATIVE": {"en": "❔ You said maybe", "ru": "❔ Вы ответили «возможно»"},
+    "answer.done.DECLINED": {"en": "❌ You declined", "ru": "❌ Вы отклонили"},
+    "answer.gone": {
+        "en": "❌ You declined; Yandex removed the meeting from your calendar.",
+        "ru": "❌ Вы отклонили; Яндекс убрал встречу из вашего календаря.",
+    },
+    "answer.pending": {
+        "en": "Sending your answer to Yandex…", "ru": "Отправляю ответ в Яндекс…"},
+    "snooze.done": {"en": "💤 I'll remind you again at {time}.",
+                    "ru": "💤 Напомню ещё раз в {time}."},
+    "error.snooze_too_late": {
+        "en": "It starts in less than a minute: too late to snooze.",
+        "ru": "До начала меньше минуты: откладывать поздно.",
+    },
+    "error.snooze_again": {
+        "en": "This reminder is snoozed already.", "ru": "Это напоминание уже отложено."},
+    "error.answer_where": {
+        "en": "Answer in the thread of an invitation or a reminder: reply `accept`, `maybe` "
+        "or `decline` there.",
+        "ru": "Ответьте в ветке приглашения или напоминания: `принять`, `возможно` или "
+        "`отклонить`.",
+    },
+    "error.answer_which": {
+        "en": "That message lists {count} invitations: answer each with its buttons, or in "
+        "Yandex Calendar.",
+        "ru": "В этом сообщении {count} приглашений: ответьте кнопками у каждого или в "
+        "Яндекс Календаре.",
+    },
+    "error.not_invited": {
+        "en": "You are not among the attendees of that meeting, so there is nothing to answer.",
+        "ru": "Вас нет среди участников этой встречи, отвечать не на что.",
+    },
+    "error.meeting_gone": {
+        "en": "That meeting is no longer in your calendar; nothing was changed.",
+        "ru": "Этой встречи больше нет в вашем календаре; ничего не изменено.",
+    },
+    "error.write_conflict": {
+        "en": "The meeting changed in Yandex while I was writing; please try again.",
+        "ru": "Встреча изменилась в Яндексе во время записи; попробуйте ещё раз.",
+    },
+    "error.write_ignored": {
+        "en": "Yandex accepted the change but did not keep it (a read-only calendar?); "
+        "nothing was changed.",
+        "ru": "Яндекс принял изменение, но не сохранил его (календарь только для чтения?); "
+        "ничего не изменено.",
+    },
+    # --- meet ------------------------------------------------------------------------------
+    "error.meet_usage": {
+        "en": "`meet` needs a day, a time and a title: `meet tomorrow 15:00 45m Design review "
+        "with @bob`.",
+        "ru": "Для `встреча` нужны день, время и название: `встреча 05.12 10:00 1h Планёрка с "
+        "@bob`.",
+    },
+    "error.meet_time": {
+        "en": "\"{value}\" is not a time: use HH:MM, e.g. `meet tomorrow 15:00 Review`.",
+        "ru": "«{value}» — не время: укажите ЧЧ:ММ, например `встреча завтра 15:00 Обзор`.",
+    },
+    "error.meet_duration": {
+        "en": "A meeting lasts at most 24 hours: use e.g. `45m`, `1h` or `1h30m`.",
+        "ru": "Встреча длится не больше 24 часов: укажите, например, `45m`, `1h` или `1h30m`.",
+    },
+    "error.meet_title": {
+        "en": "The meeting needs a title: `meet tomorrow 15:00 Design review`.",
+        "ru": "Встрече нужно название: `встреча завтра 15:00 Планёрка`.",
+    },
+    "error.meet_past": {
+        "en": "That time has passed already; nothing was created. Pick a later one, e.g. "
+        "`meet tomorrow 10:00 Review`.",
+        "ru": "Это время уже прошло; ничего не создано. Выберите позже, например `встреча "
+        "завтра 10:00 Обзор`.",
+    },
+    "error.meet_unknown_user": {
+        "en": "I don't know the user {value} in Mattermost; nothing was created.",
+        "ru": "Не знаю пользователя {value} в Mattermost; ничего не создано.",
+    },
+    "error.meet_no_email": {
+        "en": "I can't see the e-mail address of {value} to invite them; nothing was created.",
+        "ru": "Не вижу адрес почты {value}, чтобы пригласить; ничего не создано.",
+    },
+    "error.meet_dm_only": {
+        "en": "Create meetings in a direct message with me: `meet tomorrow 15:00 Review with "
+        "@bob`. Nothing was created.",
+        "ru": "Встречи создаются в личных сообщениях со мной: `встреча завтра 15:00 Обзор с "
+        "@bob`. Ничего не создано.",
+    },
+    "meet.done": {
+        "en": "✅ Created in Yandex Calendar: **{title}**\n{when}\nGuests: {guests}",
+        "ru": "✅ Создано в Яндекс Календаре: **{title}**\n{when}\nГости: {guests}",
+    },
+    "meet.link_later": {
+        "en": "The Telemost link is not there yet; I'll post it here when Yandex adds it.",
+        "ru": "Ссылки на Телемост пока нет; пришлю её сюда, когда Яндекс её добавит.",
+    },
+    # --- stats (system admins) -------------------------------------------------------------
+    "stats.use.daily": {"en": "agenda", "ru": "сводка"},
+    "stats.use.remind": {"en": "reminders", "ru": "напоминания"},
+    "stats.use.status": {"en": "status", "ru": "статус"},
+    "stats.use.changes": {"en": "changes", "ru": "изменения"},
+    "stats.use.responses": {"en": "answers", "ru": "ответы"},
+    "stats.body": {
+        "en": "**Calendar bot** {version}, up {uptime}\nConnected users: {accounts}\n"
+        "Notifications on: {uses}\nNeed a new app password: {needs_password}\n"
+        "Poll errors in the last day: {errors}",
+        "ru": "**Бот календаря** {version}, работает {uptime}\nПодключено: {accounts}\n"
+        "Уведомления: {uses}\nНужен новый пароль: {needs_password}\n"
+        "Ошибки опроса за сутки: {errors}",
+    },
 }
 
 WEEKDAYS = {

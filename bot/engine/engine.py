@@ -79,6 +79,9 @@ class Engine:
         self._next_poll: dict[str, datetime] = {}
         self._failures: dict[str, int] = {}
         self._polling: set[str] = set()
+        # accounts whose poll was asked for while their poll ran (a new password while the
+        # refused poll was in flight): polled again as soon as that one ends
+        self._again: set[str] = set()
         self._sending = 0
         self._futures: set[Future[None]] = set()
         self._nudged = True
@@ -140,6 +143,8 @@ class Engine:
             for user in self.coordination.take_poll_requests(self.process_id, now):
                 with self._lock:
                     self._next_poll[user] = now
+                    if user in self._polling:  # it may have read the old password
+                        self._again.add(user)
             self._dispatch_polls(now)
             for check in self.planner.tick(now):
                 self._submit(self._sends, self._status_job, check)
@@ -163,6 +168,7 @@ class Engine:
             for user in lost:
                 self._next_poll.pop(user, None)
                 self._failures.pop(user, None)
+                self._again.discard(user)
             for user in acquired:
                 account = self.planner.view_account(user)
                 never = account is None or account.last_sync_at is None
@@ -257,6 +263,9 @@ class Engine:
         with self._lock:
             if user not in self.leases.held:
                 return
+            if user in self._again:  # asked for while this poll ran: at once, not `when`
+                self._again.discard(user)
+                when = min(when, self.clock())
             self._next_poll[user] = when
             self._failures[user] = 0 if ok else self._failures.get(user, 0) + 1
 

@@ -12,6 +12,7 @@ reminder (a restart, a takeover by another process) records nothing.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -40,12 +41,13 @@ class _View:
     upcoming: list[Occurrence]
     reminded: set[str]
     agenda_last: date | None
-    marker: BotStatus | None
+    marker: BotStatus | None  # as stored, also once expired (a status check swaps from it)
     loaded_at: datetime
     fresh: bool = False
     wake_at: datetime | None = None
     status_checked: tuple[datetime | None, datetime] | None = None  # (wanted end, when)
     status_busy: bool = False
+    load_seq: int = 0  # which load read it (a load that started later read newer rows)
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,21 @@ class Planner:
         self.clock = clock
         self._views: dict[str, _View] = {}
         self._lock = threading.Lock()
+        self._loads = itertools.count(1)
 
     # -- the views ----------------------------------------------------------------------------
-    def load(self, users: Iterable[str], now: datetime) -> None:
-        """(Re-)read the views of these accounts from the database, in a few bulk queries."""
+    def load(self, users: Iterable[str], now: datetime, *, refresh: bool = False) -> None:
+        """(Re-)read the views of these accounts from the database, in a few bulk queries.
+
+        Loads run on the tick and on the poll workers at once. A load that began before
+        another one stored its view read older rows (it may predate a poll's commit): it does
+        not overwrite that view. ``refresh``: only re-read views that exist (a poll that ends
+        after its account's lease was lost does not bring the account back)."""
         wanted = list(users)
         if not wanted:
             return
+        with self._lock:
+            seq = next(self._loads)
         accounts = {a.user_id: a for a in self.repo.accounts(wanted)}
         upcoming = self.store.upcoming(accounts, now - VIEW_BACK, now + VIEW_AHEAD)
         reminded = self.outbox.recorded_ids(accounts, "rem|", now - KEEP_DECIDED)
@@ -79,14 +89,17 @@ class Planner:
         with self._lock:
             for user, account in accounts.items():
                 old = self._views.get(user)
+                if (old is None and refresh) or (old is not None and old.load_seq > seq):
+                    continue  # not held any more, or a later load already stored newer rows
                 days = [date.fromisoformat(i.split("|", 1)[1]) for i in agendas[user]]
                 self._views[user] = _View(
                     account=account, upcoming=upcoming[user], reminded=reminded[user],
                     agenda_last=max(days, default=None), marker=markers.get(user),
                     loaded_at=now, fresh=old.fresh if old else False,
-                    status_checked=old.status_checked if old else None)
+                    status_checked=old.status_checked if old else None, load_seq=seq)
             for user in set(wanted) - set(accounts):  # disconnected meanwhile
-                self._views.pop(user, None)
+                if (old := self._views.get(user)) is None or old.load_seq < seq:
+                    self._views.pop(user, None)
 
     def forget(self, users: Iterable[str]) -> None:
         with self._lock:
@@ -96,7 +109,7 @@ class Planner:
     def polled(self, user: str, now: datetime, *, changed: bool) -> None:
         """A poll of this account finished: the agenda may go out now; a new snapshot is read."""
         if changed:
-            self.load([user], now)
+            self.load([user], now, refresh=True)
         with self._lock:
             view = self._views.get(user)
             if view is not None:
@@ -125,7 +138,8 @@ class Planner:
                 continue
             try:
                 plan = plan_tick(AccountState(view.account, view.upcoming, view.reminded,
-                                              view.agenda_last, view.marker, view.fresh), now)
+                                              view.agenda_last, _live(view.marker, now),
+                                              view.fresh), now)
             except Exception:
                 log.exception("plan.failed user=%s", user)
                 continue
@@ -136,7 +150,7 @@ class Planner:
             check = self._status_wanted(view, plan.status_end, now)
             if check is not None:
                 checks.append(check)  # status_done() has the account looked at again
-            elif view.status_checked and plan.status_end != _expiry(view.marker):
+            elif view.status_checked and plan.status_end != _expiry(_live(view.marker, now)):
                 wake = min(wake, view.status_checked[1] + STATUS_RECHECK)
             view.wake_at = wake
         if decided:
@@ -176,17 +190,16 @@ class Planner:
                        now: datetime) -> StatusCheck | None:
         """A status check is handed out only when the wanted expiry differs from what the bot
         last set; one that changed nothing (the user's own status, DND) waits a while."""
-        marker = view.marker
-        if marker is not None and marker.expires_at <= now:
-            view.marker = marker = None  # Mattermost removed it by itself at its expiry
-        if wanted == _expiry(marker) or view.status_busy:
+        # Mattermost removed an expired status by itself: as a wanted state it counts as none.
+        # The check still gets the stored marker: its compare-and-set expects what is stored.
+        if wanted == _expiry(_live(view.marker, now)) or view.status_busy:
             return None
         checked = view.status_checked
         if checked and checked[0] == wanted and now - checked[1] < STATUS_RECHECK:
             return None
         view.status_checked = (wanted, now)
         view.status_busy = True
-        return StatusCheck(view.account, list(view.upcoming), marker)
+        return StatusCheck(view.account, list(view.upcoming), view.marker)
 
     def status_done(self, user: str, marker: BotStatus | None) -> None:
         with self._lock:
@@ -199,3 +212,8 @@ class Planner:
 
 def _expiry(marker: BotStatus | None) -> datetime | None:
     return marker.expires_at if marker else None
+
+
+def _live(marker: BotStatus | None, now: datetime) -> BotStatus | None:
+    """The marker unless it expired (then Mattermost has removed the status by itself)."""
+    return marker if marker is not None and marker.expires_at > now else None

@@ -1,11 +1,16 @@
 """The "📆 In a meeting" status in Mattermost: read what is there, ask ``decide_status``,
-set or clear, and record what the bot set (compare-and-set on the stored marker, so two checks
-never overwrite each other's record)."""
+then set or clear it.
+
+The stored marker (what the bot set) is the database's decision: a check first swaps it from
+the marker it read to the one it wants (compare-and-set), and only the check that won the swap
+changes Mattermost; one that lost (another check of the same account ran meanwhile) leaves
+Mattermost alone and takes the stored marker. So the marker is always what Mattermost was last
+told. A call that fails puts the old marker back."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +33,8 @@ class StatusKeeper:
     def check(self, account: Account, occurrences: Sequence[Occurrence], marker: BotStatus | None,
               now: datetime) -> BotStatus | None:
         """Bring the user's status in line with the meetings; returns the marker now stored.
-        Failures are logged and leave the marker as it was."""
+        ``marker`` is the stored marker as the caller read it (also when it expired: the swap
+        expects it). Failures are logged and leave the marker as it was."""
         user = account.user_id
         try:
             raw = self.messenger.profile(user).custom_status or {}
@@ -39,16 +45,18 @@ class StatusKeeper:
             decision = decide_status(wanted, now=now, current=current, last_set=marker,
                                      text=t(account.language, "status.text"))
             if isinstance(decision, Set):
-                self.messenger.set_custom_status(user, decision.emoji, decision.text,
-                                                 decision.expires_at)
                 new = BotStatus(decision.emoji, decision.text, decision.expires_at)
-                if self.store.swap_status_marker(user, marker, new):
-                    log.info("status.set user=%s expires=%s", user, decision.expires_at.isoformat())
-                    return new
-                return self.store.status_marker(user)
+                if not self.store.swap_status_marker(user, marker, new):
+                    return self._lost(user)
+                self._undo_if_fails(user, new, marker, lambda: self.messenger.set_custom_status(
+                    user, decision.emoji, decision.text, decision.expires_at))
+                log.info("status.set user=%s expires=%s", user, decision.expires_at.isoformat())
+                return new
             if isinstance(decision, Clear):
-                self.messenger.clear_custom_status(user)
-                self.store.swap_status_marker(user, marker, None)
+                if not self.store.swap_status_marker(user, marker, None):
+                    return self._lost(user)
+                self._undo_if_fails(user, None, marker, lambda: self.messenger.clear_custom_status(
+                    user))
                 log.info("status.cleared user=%s", user)
                 return None
             # Keep: the marker stays, even if the user removed our status by hand, so the same
@@ -59,6 +67,21 @@ class StatusKeeper:
         except Exception:
             log.warning("status.failed user=%s", user, exc_info=True)
         return marker
+
+    def _lost(self, user: str) -> BotStatus | None:
+        """Another check swapped the marker first: it decides; Mattermost is left alone."""
+        log.info("status.raced user=%s", user)
+        return self.store.status_marker(user)
+
+    def _undo_if_fails(self, user: str, new: BotStatus | None, old: BotStatus | None,
+                       call: Callable[[], None]) -> None:
+        """Run the Mattermost call the swap to ``new`` stands for; if it fails, swap back."""
+        try:
+            call()
+        except BaseException:
+            if not self.store.swap_status_marker(user, new, old):
+                log.info("status.undo_raced user=%s", user)
+            raise
 
     def _refused(self, account: Account, code: int, now: datetime) -> None:
         """403/501: tell the user once what the admin must enable; stop trying for them."""

@@ -17,7 +17,7 @@ from bot.core.sync import (
     plan_fetch,
     poll_window,
 )
-from bot.errors import CalendarError
+from bot.errors import AuthRefused, CalendarError
 from bot.ports import CalendarSource
 from bot.services import me_address
 from storage.engine_store import EngineStore
@@ -48,7 +48,12 @@ class Syncer:
     def poll(self, user: str, now: datetime) -> PollResult:
         """Raises ``AuthRefused`` / ``CalendarError`` (the engine backs off) and
         ``StaleSnapshot`` (someone else wrote meanwhile: the next poll starts over)."""
-        found = self.repo.account_with_credentials(user)
+        try:
+            found = self.repo.account_with_credentials(user)
+        except ValueError:
+            # the stored app password does not decrypt with the configured keys (a key was
+            # rotated away): the user is asked for a new one, like after a refused login
+            raise AuthRefused(reason="undecryptable") from None
         if found is None:
             return PollResult(False, 0)
         account, creds = found
