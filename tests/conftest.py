@@ -17,6 +17,8 @@ from storage.repository import Repository
 from tests.pg import fresh_database
 
 BACKENDS = ["sqlite", "postgresql"]
+# The end-to-end fixtures (fake_mattermost, radicale, world) for every test module.
+pytest_plugins = ["tests.e2e_harness", "tests.e2e_world"]
 
 
 @pytest.fixture

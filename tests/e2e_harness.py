@@ -259,7 +259,7 @@ def run_bot(bot_factory: Callable[[], Bot], fake: FakeMattermost, **kwargs: Any)
 def fake_mattermost(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMattermost]:
     """A started ``FakeMattermost`` with mmpy-bot's environment variables scrubbed.
 
-    Import it into a test module (``from tests.e2e_harness import fake_mattermost``) to use.
+    Registered for every test module by ``tests/conftest.py`` (``pytest_plugins``).
     """
     scrub_mattermost_env(monkeypatch)
     fake = FakeMattermost().start()

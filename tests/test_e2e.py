@@ -4,104 +4,16 @@ Assertions are on what reached the fake server."""
 
 from __future__ import annotations
 
-import itertools
-import time as systime
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.app import create_bot
-from bot.config import load_config
-from tests.e2e_harness import RunningBot, fake_mattermost, run_bot  # noqa: F401
-from tests.fake_mattermost import FakeMattermost
+from tests.e2e_world import World, both_databases
 from tests.ics_builder import VTIMEZONE, event
-from tests.radicale_server import RadicaleServer
 
 pytestmark = pytest.mark.e2e
 MSK = ZoneInfo("Europe/Moscow")
-_serial = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[RadicaleServer]:
-    with RadicaleServer() as server:
-        yield server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class World:
-    """One user, one Yandex account on Radicale, and the bot's environment."""
-
-    def __init__(self, fake: FakeMattermost, radicale: RadicaleServer, tmp_path: Path) -> None:
-        n = next(_serial)
-        self.fake, self.radicale = fake, radicale
-        self.login, self.password = f"user{n}@yandex.ru", f"app-pass-{n}-secret"
-        radicale.add_user(self.login, self.password)
-        self.calendar = radicale.make_calendar(self.login, f"events-{1000 + n}", "Work")
-        radicale.make_calendar(self.login, f"todos-{2000 + n}", "Tasks", components=("VTODO",))
-        self.user = f"mmuser{n}"
-        self.env = {
-            "YC_SETTINGS": str(tmp_path / "none.toml"),
-            "MATTERMOST_URL": fake.url, "MATTERMOST_PORT": str(fake.port),
-            "BOT_TOKEN": fake.token, "SSL_VERIFY": "false",
-            "YC_CALDAV_URL": radicale.url, "YC_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-            "YC_SECRET_KEY": "e2e-secret", "YC_POLL_SECONDS": "1", "YC_TICK_SECONDS": "0.2",
-            "YC_CALDAV_TIMEOUT": "5", "YC_ACTIONS_PORT": str(free_port()),
-        }
-        (tmp_path / "none.toml").write_text("")
-        self.running: RunningBot | None = None
-
-    def start(self) -> RunningBot:
-        self.running = run_bot(lambda: create_bot(load_config(self.env)), self.fake)
-        return self.running
-
-    def stop(self) -> None:
-        if self.running is not None:
-            self.running.stop()
-            self.running = None
-
-    def bot_posts(self, after: int = 0) -> list[dict[str, Any]]:
-        return [p for p in self.fake.posts[after:] if p["user_id"] == self.fake.bot_user_id]
-
-    def say(self, text: str, **kw: Any) -> dict[str, Any]:
-        """Send a message as the user and return the bot's reply in its thread."""
-        post_id = self.fake.user_says(self.user, text, **kw)
-        return self.fake.wait_for_post(
-            lambda p: p["user_id"] == self.fake.bot_user_id and (
-                p["root_id"] == post_id or p["props"].get("yc_reply_to") == post_id))
-
-    def connect(self) -> None:
-        self.fake.user_says(self.user, f"connect {self.login} {self.password}")
-        self.fake.wait_for_post(lambda p: "Connected" in p["message"]
-                                or "Подключён" in p["message"], timeout=15)
-
-    def wait_synced(self, timeout: float = 15) -> None:
-        """Until the first (silent) sync is done: what is put after it is news."""
-        deadline = systime.monotonic() + timeout
-        while "sync: never" in self.say("check")["message"]:
-            assert systime.monotonic() < deadline, "no first sync"
-            systime.sleep(0.3)
-
-
-@pytest.fixture
-def world(fake_mattermost: FakeMattermost, radicale: RadicaleServer,  # noqa: F811
-          tmp_path: Path) -> Iterator[World]:
-    w = World(fake_mattermost, radicale, tmp_path)
-    fake_mattermost.add_user(w.user, f"ivan{w.user}", locale="en", timezone="Europe/Moscow")
-    yield w
-    w.stop()
-    radicale.quirks.reset_faults()
-
 
 def _today_msk() -> datetime:
     return datetime.now(MSK).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -117,6 +29,7 @@ def test_help_lists_commands(world: World) -> None:
         assert word in reply["message"]
 
 
+@both_databases
 def test_connect_wrong_then_right_password(world: World, caplog: pytest.LogCaptureFixture) -> None:
     """A refused app password stores nothing; the right one connects; the password posts are
     deleted and no reply or log line ever quotes the password."""
@@ -240,6 +153,7 @@ def test_disconnect_forgets_everything(world: World) -> None:
 
 # -- issue 3: notifications ---------------------------------------------------------------------
 
+@both_databases
 def test_reminder_with_telemost_link_once(world: World) -> None:
     """A meeting created a little over ten minutes ahead is reminded once with its Join link."""
     world.start()
@@ -269,6 +183,7 @@ def test_status_put_with_block_expiry(world: World) -> None:
     assert status["expires_at"].startswith(end.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
+@both_databases
 def test_restart_between_poll_and_reminder(world: World) -> None:
     """The bot stopped after its poll and started again sends the reminder once."""
     world.start()
@@ -312,6 +227,7 @@ def test_504_every_second_request_does_not_stop_help(world: World) -> None:
 
 # -- issue 4: changes ---------------------------------------------------------------------------
 
+@both_databases
 def test_changes_after_connect(world: World) -> None:
     """No notices for existing meetings after connect; a move, a deletion, an addition and an
     attendee declining each give one message; touching only LAST-MODIFIED/DTSTAMP gives none."""

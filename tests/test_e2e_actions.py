@@ -8,31 +8,22 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e_harness import fake_mattermost  # noqa: F401
-from tests.fake_mattermost import FakeMattermost, _client_post
+from tests.e2e_world import World, both_databases
+from tests.fake_mattermost import _client_post
 from tests.ics_builder import event
-from tests.radicale_server import RadicaleServer
-from tests.test_e2e import World, radicale  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def world(fake_mattermost: FakeMattermost, radicale: RadicaleServer,  # noqa: F811
-          tmp_path: Path) -> Iterator[World]:
-    w = World(fake_mattermost, radicale, tmp_path)
-    w.env["YC_ACTIONS_URL"] = f"http://127.0.0.1:{w.env['YC_ACTIONS_PORT']}"
-    fake_mattermost.add_user(w.user, f"ivan{w.user}", locale="en", timezone="Europe/Moscow")
-    yield w
-    w.stop()
-    radicale.quirks.reset_faults()
+@pytest.fixture(autouse=True)
+def _buttons_on(world: World) -> None:
+    """Every test here runs with buttons: Mattermost reaches the endpoint on loopback."""
+    world.env["YC_ACTIONS_URL"] = f"http://127.0.0.1:{world.env['YC_ACTIONS_PORT']}"
 
 
 def _endpoint(world: World) -> str:
@@ -69,6 +60,7 @@ def _invite(world: World, uid: str, start: datetime, title: str) -> str:
         attendees={"boss@yandex.ru": "ACCEPTED", world.login: "NEEDS-ACTION"}))
 
 
+@both_databases
 def test_invitation_with_buttons_decline_clicked(world: World) -> None:
     """An invitation arrives with Accept/Maybe/Decline; Decline clicked → Yandex (Radicale)
     drops alice's copy, the post says so, and no "cancelled" notice follows."""
@@ -119,7 +111,7 @@ def test_accept_typed_in_a_reminders_thread_and_snooze(world: World) -> None:
     world.start()
     world.connect()
     world.wait_synced()
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=2, seconds=5)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1, seconds=35)
     href = _invite(world, "inv-3", start, "Standup")
     reminder = world.fake.wait_for_post(lambda p: "⏰" in p["message"]
                                         and "Standup" in p["message"], timeout=20)

@@ -8,29 +8,17 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from tests.e2e_harness import fake_mattermost  # noqa: F401
-from tests.fake_mattermost import FakeMattermost
+from tests.e2e_world import World, both_databases
 from tests.ics_builder import event
-from tests.radicale_server import RadicaleServer
-from tests.test_e2e import World, radicale  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def world(fake_mattermost: FakeMattermost, radicale: RadicaleServer,  # noqa: F811
-          tmp_path: Path) -> Iterator[World]:
-    w = World(fake_mattermost, radicale, tmp_path)
-    fake_mattermost.add_user(w.user, f"ivan{w.user}", locale="en", timezone="Europe/Moscow")
-    yield w
-    w.stop()
-    radicale.quirks.reset_faults()
+
 
 
 def _settle(world: World, seconds: float = 3) -> None:
@@ -39,6 +27,7 @@ def _settle(world: World, seconds: float = 3) -> None:
 
 # -- nothing asked for is lost while the bot is away ---------------------------------------------
 
+@both_databases
 def test_command_posted_while_stopped_is_answered_after_start(world: World) -> None:
     """A command typed while the bot was stopped (and one 20 minutes ago, too old) is answered
     once after it starts; a restart does not answer it again."""
@@ -146,6 +135,7 @@ def test_ten_changes_in_one_poll_arrive_as_one_message(world: World) -> None:
 
 # -- meet ---------------------------------------------------------------------------------------
 
+@both_databases
 def test_meet_creates_the_meeting_with_a_telemost_room_and_guests(world: World) -> None:
     """`meet tomorrow 15:00 45m Design review with @bob @carol`: the reply carries the
     minted Telemost link; Radicale holds the event with the organizer and the guests'

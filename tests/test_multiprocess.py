@@ -22,7 +22,6 @@ from typing import Any
 import psycopg2
 import pytest
 
-from tests.e2e_harness import fake_mattermost  # noqa: F401
 from tests.fake_mattermost import FakeMattermost
 from tests.ics_builder import event
 from tests.pg import fresh_database
