@@ -43,7 +43,7 @@ test: $(VENV)/.installed-test lint
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bot plugins storage tests bench bot.py
-	$(BIN)/mypy --strict bot/core bot/config.py bot/logs.py
+	$(BIN)/mypy --strict bot storage plugins
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/reminders.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from types import FrameType
@@ -38,10 +39,8 @@ def main() -> int:
         print(f"Cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _stop)
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         bot.run()
-    except (KeyboardInterrupt, SystemExit):
-        pass
     return 0
 
 

@@ -13,8 +13,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_T = TypeVar("_T")
 
 SECRET_NAMES = ("BOT_TOKEN", "YC_SECRET_KEY", "YC_OLD_SECRET_KEYS")
 LOG_FORMATS = ("text", "json")
@@ -115,6 +118,14 @@ def _convert(name: str, kind: type, raw: object) -> object:
     if kind is float:
         return float(str(raw).strip())
     return str(raw)
+
+
+def _of(kind: type[_T], value: object) -> _T:
+    """A converted setting as the type FIELDS gives it (``_convert`` made it so, or it is the
+    default, already of that type)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {value!r}")
+    return value
 
 
 def _secret(name: str, env: Mapping[str, str], problems: list[str]) -> str | None:
@@ -247,7 +258,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(problems)
     return Config(
         mattermost_url=str(url).rstrip("/"),
-        mattermost_port=int(port),  # type: ignore[call-overload]
+        mattermost_port=_of(int, port),
         mattermost_api_path=str(values["MATTERMOST_API_PATH"]),
         bot_team=str(values["BOT_TEAM"]),
         ssl_verify=bool(values["SSL_VERIFY"]),
@@ -255,15 +266,15 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         caldav_url=caldav,
         database_url=db_url,
         secret_key=secret_key,
-        poll_seconds=int(poll),  # type: ignore[call-overload]
+        poll_seconds=_of(int, poll),
         default_timezone=zone,
-        tick_seconds=float(tick),  # type: ignore[arg-type]
-        workers=int(workers),  # type: ignore[call-overload]
-        caldav_timeout=float(values["YC_CALDAV_TIMEOUT"]),  # type: ignore[arg-type]
+        tick_seconds=_of(float, tick),
+        workers=_of(int, workers),
+        caldav_timeout=_of(float, values["YC_CALDAV_TIMEOUT"]),
         log_level=str(values["YC_LOG_LEVEL"]).upper(),
         log_format=log_format,
-        horizon_days=int(horizon),  # type: ignore[call-overload]
+        horizon_days=_of(int, horizon),
         actions_url=actions_url,
-        actions_port=int(actions_port),  # type: ignore[call-overload]
+        actions_port=_of(int, actions_port),
         old_secret_keys=old_keys,
     )

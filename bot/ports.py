@@ -27,7 +27,8 @@ class CalendarSource(Protocol):
     def fetch_window(
         self, creds: Credentials, calendar_href: str, start: datetime, end: datetime
     ) -> list[RawObject]:
-        """Every object with an occurrence overlapping [start, end), unexpanded (Y3)."""
+        """Every object with an occurrence overlapping [start, end), unexpanded (Yandex ignores
+        a server-side ``expand``: recurrences are expanded by the core)."""
         ...
 
     def etags_in_window(

@@ -89,7 +89,7 @@ class Reply:
     thread_keys: tuple[str, ...] = ()
 
 
-class CalendarPlugin(Plugin):
+class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plugin is Any
     """Every chat command. Handlers are plain functions: mmpy-bot runs them on its thread pool,
     so CalDAV calls never block the websocket loop. A post is answered by the one process that
     claims it (``bot.inbox``); the reply carries the post's id in its props."""
@@ -154,7 +154,7 @@ class CalendarPlugin(Plugin):
             log.warning("inbox.orphans_failed", exc_info=True)
 
     # -- entry point ----------------------------------------------------------------------
-    @listen_to(r"\S", needs_mention=True)
+    @listen_to(r"\S", needs_mention=True)  # type: ignore[untyped-decorator]  # mmpy_bot is untyped
     def on_message(self, message: Message) -> None:
         """Any message in a DM, or mentioning the bot in a channel (from the websocket)."""
         if self.inbox is not None and not self.inbox.claim(message.body):
@@ -237,7 +237,7 @@ class CalendarPlugin(Plugin):
         """A message holding an app password: refuse it outside a DM, and delete it where the
         bot may. Returns the thread to answer in (the deleted post can't hold a thread)."""
         deleted = self.messenger.delete_post(message.id)
-        root_id = message.root_id if deleted else message.reply_id
+        root_id: str = message.root_id if deleted else message.reply_id
         if not message.is_direct_message:
             note = "" if deleted else " " + t(lang, "connect.post_not_deleted")
             self.reply(message, t(lang, "error.dm_only", command=command.name) + note, root_id)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from storage.db import is_sqlite, sqlite_write_lock, write_transaction
+from storage.db import is_sqlite, sqlite_write_lock, tuples, write_transaction
 from storage.models import AccountRow, InboxRow, ProcessRow, database
 from storage.repository import to_db_time
 
@@ -131,8 +131,8 @@ class CoordinationStore:
     def known_posts(self, post_ids: list[str]) -> set[str]:
         if not post_ids:
             return set()
-        return {r[0] for r in InboxRow.select(InboxRow.post_id)
-                .where(InboxRow.post_id.in_(post_ids)).tuples()}
+        return {r[0] for r in tuples(InboxRow.select(InboxRow.post_id)
+                                     .where(InboxRow.post_id.in_(post_ids)))}
 
     def take_orphans(self, process_id: str, now: datetime, hold: timedelta,
                      limit: int = 20) -> list[InboxPost]:

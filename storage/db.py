@@ -8,13 +8,13 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
-from peewee import Database, SqliteDatabase, TextField
+from peewee import BaseQuery, Database, SqliteDatabase, TextField
 from playhouse.db_url import connect
 
 from storage.models import ALL_MODELS, SchemaVersion, database
@@ -27,6 +27,16 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10_000,
     "synchronous": "normal",
 }
+
+
+def tuples(query: BaseQuery) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` as tuples of column values (``query.tuples()``, run).
+
+    peewee's stubs type ``.tuples()`` as returning the query unchanged, whose rows they type as
+    model instances; at run time the rows are plain tuples. The values are typed Any, as peewee
+    types a column's value only on a model instance."""
+    return iter(cast(Iterable[tuple[Any, ...]], query.tuples()))
+
 
 # Upgrades from version N-1 to N, by index: MIGRATIONS[0] brings a version-1 database to 2.
 # A fresh database is created at the newest shape and stamped with SCHEMA_VERSION directly.
@@ -166,7 +176,7 @@ def _v3_coordination(db: Database) -> None:
     for pk, key in threads:
         ref = json.dumps({"threads": [key], "refs": [], "actions": []}, ensure_ascii=False)
         db.execute_sql(f"UPDATE notice SET ref = {db.param} WHERE id = {db.param}", (ref, pk))
-    rows = list(OccurrenceRow.select(OccurrenceRow.id, OccurrenceRow.data).tuples())
+    rows = list(tuples(OccurrenceRow.select(OccurrenceRow.id, OccurrenceRow.data)))
     for pk, data in rows:
         OccurrenceRow.update(href=json.loads(data).get("href") or "").where(
             OccurrenceRow.id == pk).execute()

@@ -18,7 +18,7 @@ from datetime import datetime
 from bot.core.model import Notice, Occurrence
 from bot.core.status import BotStatus
 from bot.core.sync import ObjectCopy
-from storage.db import sqlite_write_lock, write_transaction
+from storage.db import sqlite_write_lock, tuples, write_transaction
 from storage.models import (
     AccountRow,
     CalendarRow,
@@ -57,8 +57,8 @@ class EngineStore:
         query = (CalendarRow.select(CalendarRow.href, CalendarRow.watched, CalendarRow.synced,
                                     AccountRow.window_end, AccountRow.snapshot_rev)
                  .join(AccountRow).where(AccountRow.mm_user_id == user_id)
-                 .order_by(CalendarRow.position, CalendarRow.id).tuples())
-        rows: list[tuple[str, bool, bool, datetime | None, int]] = list(query)  # type: ignore[arg-type]
+                 .order_by(CalendarRow.position, CalendarRow.id))
+        rows: list[tuple[str, bool, bool, datetime | None, int]] = list(tuples(query))
         if rows:
             return PollState(watched=[href for href, watched, *_ in rows if watched],
                              unsynced={href for href, _, synced, *_ in rows if not synced},
@@ -71,8 +71,8 @@ class EngineStore:
     def object_etags(self, user_id: str) -> dict[str, tuple[str, str]]:
         """href → (calendar, etag), without the ICS bodies (the cheap idle poll reads this)."""
         query = (ObjectRow.select(ObjectRow.href, ObjectRow.calendar, ObjectRow.etag)
-                 .join(AccountRow).where(AccountRow.mm_user_id == user_id).tuples())
-        return {href: (calendar, etag) for href, calendar, etag in query}
+                 .join(AccountRow).where(AccountRow.mm_user_id == user_id))
+        return {href: (calendar, etag) for href, calendar, etag in tuples(query)}
 
     def objects(self, user_id: str, hrefs: Iterable[str] | None = None) -> dict[str, StoredObject]:
         """The stored copies (all of them, or those of ``hrefs``)."""
@@ -83,12 +83,12 @@ class EngineStore:
             if not wanted:
                 return {}
             query = query.where(ObjectRow.href.in_(wanted))
-        return {href: StoredObject(cal, etag, ics) for href, cal, etag, ics in query.tuples()}
+        return {href: StoredObject(cal, etag, ics) for href, cal, etag, ics in tuples(query)}
 
     def snapshot(self, user_id: str) -> dict[tuple[str, str, str], Occurrence]:
         query = (OccurrenceRow.select(OccurrenceRow.data).join(AccountRow)
-                 .where(AccountRow.mm_user_id == user_id).tuples())
-        occs = (load_occurrence(data) for (data,) in query)
+                 .where(AccountRow.mm_user_id == user_id))
+        occs = (load_occurrence(data) for (data,) in tuples(query))
         return {o.key: o for o in occs}
 
     def upcoming(self, users: Iterable[str], start: datetime,
@@ -103,8 +103,8 @@ class EngineStore:
                      .where(AccountRow.mm_user_id.in_(wanted[batch:batch + 500])
                             & (OccurrenceRow.start < to_db_time(end))
                             & (OccurrenceRow.end > to_db_time(start)))
-                     .order_by(OccurrenceRow.start).tuples())
-            for user_id, data in query:
+                     .order_by(OccurrenceRow.start))
+            for user_id, data in tuples(query):
                 found[user_id].append(load_occurrence(data))
         return found
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from peewee import (
+    AutoField,
     BooleanField,
     CharField,
     DatabaseProxy,
@@ -17,6 +18,9 @@ database = DatabaseProxy()
 
 
 class BaseModel(Model):
+    """The models with a numeric key declare it (``id = AutoField()``), exactly as peewee would
+    add it, so that the type checker knows the ``id`` column too."""
+
     class Meta:
         database = database
 
@@ -24,10 +28,12 @@ class BaseModel(Model):
 class SchemaVersion(BaseModel):
     """One row: the schema version this database was upgraded to."""
 
+    id = AutoField()
     version = IntegerField()
 
 
 class AccountRow(BaseModel):
+    id = AutoField()
     mm_user_id = CharField(unique=True, max_length=64)
     login = CharField(max_length=254)
     password_enc = TextField()
@@ -65,6 +71,7 @@ class AccountRow(BaseModel):
 
 
 class CalendarRow(BaseModel):
+    id = AutoField()
     account = ForeignKeyField(AccountRow, backref="calendars", on_delete="CASCADE")
     href = CharField(max_length=512)
     name = CharField(max_length=256)
@@ -80,6 +87,7 @@ class CalendarRow(BaseModel):
 class ObjectRow(BaseModel):
     """The last good copy of one calendar object in the polled window (for cheap polling)."""
 
+    id = AutoField()
     account = ForeignKeyField(AccountRow, on_delete="CASCADE")
     calendar = CharField(max_length=512)
     href = CharField(max_length=512)
@@ -94,6 +102,7 @@ class ObjectRow(BaseModel):
 class OccurrenceRow(BaseModel):
     """The stored snapshot: one row per occurrence in the polled window."""
 
+    id = AutoField()
     account = ForeignKeyField(AccountRow, on_delete="CASCADE")
     href = CharField(max_length=512, null=True)  # (schema 3) the object it was expanded from
     calendar = CharField(max_length=512)
@@ -111,6 +120,7 @@ class OccurrenceRow(BaseModel):
 class NoticeRow(BaseModel):
     """A notice recorded before it is sent, marked after Mattermost accepted it."""
 
+    id = AutoField()
     account = ForeignKeyField(AccountRow, on_delete="CASCADE")
     notice_id = CharField(max_length=700)
     kind = CharField(max_length=16)  # reminder | agenda | change | response | system
@@ -139,6 +149,7 @@ class NoticeRow(BaseModel):
 class ThreadRow(BaseModel):
     """The post that started a meeting's thread of notices (attendees' answers)."""
 
+    id = AutoField()
     account = ForeignKeyField(AccountRow, on_delete="CASCADE")
     thread_key = CharField(max_length=600)
     post_id = CharField(max_length=64)

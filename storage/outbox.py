@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.core.model import MeetingRef, Notice
-from storage.db import is_sqlite, sqlite_write_lock, write_transaction
+from storage.db import is_sqlite, sqlite_write_lock, tuples, write_transaction
 from storage.models import AccountRow, NoticeRow, ThreadRow, database
 from storage.repository import from_db_time, to_db_time
 
@@ -108,8 +108,9 @@ class OutboxStore:
         if not wanted:
             return recorded
         with write_transaction():
-            accounts = dict(AccountRow.select(AccountRow.mm_user_id, AccountRow.id)
-                            .where(AccountRow.mm_user_id.in_(list(wanted))).tuples())
+            accounts: dict[str, int] = dict(tuples(
+                AccountRow.select(AccountRow.mm_user_id, AccountRow.id)
+                .where(AccountRow.mm_user_id.in_(list(wanted)))))
             for user, notices in wanted.items():
                 account = accounts.get(user)
                 if account is None:  # disconnected meanwhile
@@ -144,8 +145,8 @@ class OutboxStore:
             query = (NoticeRow.select(AccountRow.mm_user_id, NoticeRow.notice_id).join(AccountRow)
                      .where(AccountRow.mm_user_id.in_(wanted[batch:batch + 500])
                             & (NoticeRow.created_at >= to_db_time(since))
-                            & (NoticeRow.notice_id.startswith(prefix))).tuples())
-            for user, notice_id in query:
+                            & (NoticeRow.notice_id.startswith(prefix))))
+            for user, notice_id in tuples(query):
                 found[user].add(notice_id)
         return found
 
@@ -219,9 +220,9 @@ class OutboxStore:
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return None
-        rows = dict(ThreadRow.select(ThreadRow.thread_key, ThreadRow.post_id).join(AccountRow)
-                    .where((AccountRow.mm_user_id == user_id)
-                           & ThreadRow.thread_key.in_(wanted)).tuples())
+        rows: dict[str, str] = dict(tuples(
+            ThreadRow.select(ThreadRow.thread_key, ThreadRow.post_id).join(AccountRow)
+            .where((AccountRow.mm_user_id == user_id) & ThreadRow.thread_key.in_(wanted))))
         roots = {rows.get(k) for k in wanted}
         return str(roots.pop()) if len(roots) == 1 and None not in roots else None
 

@@ -253,9 +253,9 @@ class Repository:
     def _replace_calendars(row: AccountRow, found: list[CalendarInfo]) -> None:
         known = {c.href: c for c in CalendarRow.select().where(CalendarRow.account == row)}
         keep = {info.href for info in found}
-        for href, cal in known.items():
+        for href, gone in known.items():
             if href not in keep:
-                cal.delete_instance()
+                gone.delete_instance()
         for position, info in enumerate(found):
             cal = known.get(info.href)
             if cal is None:

@@ -35,6 +35,7 @@ Why it looks like this (mmpy-bot 2.2.1, mattermostautodriver 2.3.0):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -167,14 +168,14 @@ class RunningBot:
                 self._bot = self._factory()
                 if self._keepalive_delay is not None:
                     self._bot.driver.options["keepalive_delay"] = self._keepalive_delay
-            except BaseException as error:  # noqa: BLE001 - re-raised in start()
+            except BaseException as error:  # re-raised in start()
                 self._construct_error = error
                 return
             finally:
                 self._constructed.set()
             try:
                 self._bot.run()
-            except BaseException as error:  # noqa: BLE001 - CancelledError on forced stop
+            except BaseException as error:  # CancelledError on forced stop
                 self.run_error = error
                 log.debug("e2e.bot_run_ended error=%r", error)
         finally:
@@ -230,10 +231,8 @@ class RunningBot:
             for task in asyncio.all_tasks(loop):
                 task.cancel()
 
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(cancel_all)
-        except RuntimeError:
-            pass  # the loop closed meanwhile
 
     def _abandon(self, reason: str) -> None:
         self._cancel_loop_tasks()

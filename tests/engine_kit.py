@@ -192,7 +192,7 @@ def race(count: int, job: Callable[[int], T], timeout: float = 30.0) -> list[T]:
         thread.join(timeout)
     if errors:
         raise errors[0]
-    assert not any(thread.is_alive() for thread in threads), "a racing job hung"  # noqa: S101
+    assert not any(thread.is_alive() for thread in threads), "a racing job hung"
     return results
 
 

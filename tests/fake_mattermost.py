@@ -665,7 +665,7 @@ class FakeMattermost:
         self._loop = loop
         try:
             loop.run_until_complete(self._run_server(sock, ready))
-        except BaseException as error:  # noqa: BLE001 - reported to start()
+        except BaseException as error:  # reported to start()
             self._start_error = error
             log.exception("fake_mm.crashed port=%s", self.port)
         finally:
@@ -798,7 +798,7 @@ class FakeMattermost:
         self,
         channel_id: str,
         name: str,
-        type: str = "O",  # noqa: A002 - the server's field name
+        type: str = "O",  # the server's field name
         *,
         display_name: str | None = None,
         members: Iterable[str] = (),
@@ -1720,7 +1720,7 @@ class FakeMattermost:
         except ApiError as error:
             log.debug("fake_mm.error %s %s -> %s", request.method, request.path, error)
             return _json_response(error.body(request_id), error.status, request_id)
-        except Exception as error:  # noqa: BLE001 - a bug in the fake: say so loudly
+        except Exception as error:  # a bug in the fake: say so loudly
             log.exception("fake_mm.handler_crashed %s %s", request.method, request.path)
             with self._lock:
                 self._handler_errors.append(f"{request.method} {request.path}: {error!r}")
@@ -2013,9 +2013,9 @@ class FakeMattermost:
         posts = {p["id"]: _client_post(p) for p in listed}
         for p in listed:
             root = self._posts_by_id.get(p["root_id"]) if p["root_id"] else None
-            if root is not None and root["id"] not in posts:
-                if include_deleted or not root["delete_at"]:
-                    posts[root["id"]] = _client_post(root)
+            if (root is not None and root["id"] not in posts
+                    and (include_deleted or not root["delete_at"])):
+                posts[root["id"]] = _client_post(root)
         return {
             "order": [p["id"] for p in listed],
             "posts": posts,

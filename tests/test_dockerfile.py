@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -53,7 +54,8 @@ def _index(predicate: str) -> int:
 
 def test_base_image_is_python_311() -> None:
     """The image runs the Python the lock was compiled for."""
-    assert _all("FROM") and _all("FROM")[0].startswith("python:3.11")
+    assert _all("FROM")
+    assert _all("FROM")[0].startswith("python:3.11")
 
 
 def test_installs_from_the_runtime_lock_then_the_project_without_deps() -> None:
@@ -64,7 +66,8 @@ def test_installs_from_the_runtime_lock_then_the_project_without_deps() -> None:
     project_step = _index("--no-deps .")
     assert lock_step < project_step
     runs = " ".join(_all("RUN"))
-    assert "pip install" in runs and "requirements-test.lock" not in runs
+    assert "pip install" in runs
+    assert "requirements-test.lock" not in runs
     for args in _all("RUN"):
         for match in re.finditer(r"pip install ([^&]*)", args):
             assert "-r requirements.lock" in match.group(1) or "--no-deps" in match.group(1), args
@@ -84,7 +87,9 @@ def test_exposes_the_actions_port() -> None:
 def test_runs_unprivileged_with_a_data_volume() -> None:
     """uid 10001, USER set before CMD, /data a volume the user owns, the database on it."""
     runs = " ".join(_all("RUN"))
-    assert "useradd" in runs and "--uid 10001" in runs and "chown botuser /data" in runs
+    assert "useradd" in runs
+    assert "--uid 10001" in runs
+    assert "chown botuser /data" in runs
     assert _all("USER") == ["botuser"]
     assert _all("VOLUME") == ['["/data"]']
     assert any("YC_DATABASE_URL=sqlite:////data/bot.db" in args for args in _all("ENV"))
@@ -110,15 +115,17 @@ def test_healthcheck_gets_healthz_with_urllib() -> None:
     """The check GETs 127.0.0.1:${YC_ACTIONS_PORT:-8579}/healthz with urllib; no curl or wget."""
     command = _healthcheck_command()
     assert "http://127.0.0.1:${YC_ACTIONS_PORT:-8579}/healthz" in command
-    assert "urllib" in command and "curl" not in command and "wget" not in command
+    assert "urllib" in command
+    assert "curl" not in command
+    assert "wget" not in command
     assert command.startswith("python -c ")
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
     status = 200
-    paths: list[str] = []
+    paths: ClassVar[list[str]] = []  # every request's path, across handler instances
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:  # the stdlib's name
         self.paths.append(self.path)
         self.send_response(self.status)
         self.end_headers()
@@ -142,7 +149,9 @@ def _run_check(port: int) -> int:
     """The HEALTHCHECK command as /bin/sh runs it, with this interpreter as `python`."""
     command = _healthcheck_command().replace("python -c ", f"{shlex.quote(sys.executable)} -c ", 1)
     env = {**os.environ, "YC_ACTIONS_PORT": str(port), "HTTP_PROXY": "http://127.0.0.1:9"}
-    return subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=30).returncode
+    return subprocess.run(  # noqa: S603 - the Dockerfile's own HEALTHCHECK command
+        ["sh", "-c", command],  # noqa: S607 - sh from PATH, as Docker runs the shell form
+        env=env, capture_output=True, timeout=30).returncode
 
 
 def test_healthcheck_passes_on_200_and_fails_otherwise(health_server: http.server.HTTPServer) -> None:

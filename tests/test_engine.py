@@ -45,13 +45,14 @@ def test_reminder_with_telemost_link_sent_once(world) -> None:
     run_tick(engine)
     reminders = [m for m in messenger.messages() if "Standup" in m]
     assert len(reminders) == 1
-    assert "In 10 min" in reminders[0] and "08:10–08:40" in reminders[0]
+    assert "In 10 min" in reminders[0]
+    assert "08:10–08:40" in reminders[0]
     assert "[**Join**](https://telemost.yandex.ru/j/12345678901234)" in reminders[0]
 
 
 def test_restart_between_poll_and_reminder(world, repo: Repository) -> None:
     """A new engine on the same database sends the due reminder once and repeats nothing."""
-    source, cal, clock, messenger, engine, services, _ = world
+    source, cal, clock, messenger, engine, _services, _ = world
     source.put(LOGIN, cal, "a.ics", event("a", START + timedelta(minutes=20),
                                           START + timedelta(minutes=50), "Planning"))
     run_tick(engine)
@@ -96,7 +97,7 @@ def test_no_reminder_for_declined_cancelled_allday(world) -> None:
 
 def test_morning_agenda_once_without_declined(world, repo: Repository) -> None:
     """At 09:00 Moscow the day's meetings arrive once, declined ones left out."""
-    source, cal, clock, messenger, engine, services, _ = world
+    source, cal, clock, messenger, engine, _services, _ = world
     repo.set_notifications(USER, NotificationSettings(leads=()))
     day = START + timedelta(hours=4)
     source.put(LOGIN, cal, "a.ics", event("a", day, day + timedelta(hours=1), "Design review"))
@@ -109,14 +110,15 @@ def test_morning_agenda_once_without_declined(world, repo: Repository) -> None:
     run_tick(engine)
     agendas = [m for m in messenger.messages() if "your meetings" in m]
     assert len(agendas) == 1
-    assert "Design review" in agendas[0] and "Skipped one" not in agendas[0]
+    assert "Design review" in agendas[0]
+    assert "Skipped one" not in agendas[0]
     assert "12:00–13:00" in agendas[0]
 
 
 def test_status_set_with_block_expiry_and_left_alone(world) -> None:
     """In a meeting: the custom status expires at the end of the back-to-back block; the
     user's own status is not touched."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, messenger, engine, _services, repo = world
     repo.set_notifications(USER, NotificationSettings(leads=(), daily_at=None))
     source.put(LOGIN, cal, "a.ics", event("a", START - timedelta(minutes=10),
                                           START + timedelta(minutes=20), "First"))
@@ -126,7 +128,8 @@ def test_status_set_with_block_expiry_and_left_alone(world) -> None:
     puts = [c for c in messenger.status_calls if c[0] == "PUT"]
     assert len(puts) == 1
     assert puts[0][2]["expires_at"] == (START + timedelta(minutes=50)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert puts[0][2]["emoji"] == "calendar" and puts[0][2]["text"] == "In a meeting"
+    assert puts[0][2]["emoji"] == "calendar"
+    assert puts[0][2]["text"] == "In a meeting"
     clock.advance(seconds=30)
     run_tick(engine)
     assert len(messenger.status_calls) == 1  # nothing more while the block holds
@@ -134,7 +137,7 @@ def test_status_set_with_block_expiry_and_left_alone(world) -> None:
 
 def test_users_own_status_and_dnd_left_alone(world) -> None:
     """A hand-set status or Do Not Disturb means no PUT at all."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, messenger, engine, _services, _repo = world
     source.put(LOGIN, cal, "a.ics", event("a", START - timedelta(minutes=10),
                                           START + timedelta(minutes=20), "First"))
     messenger.custom[USER] = {"emoji": "palm_tree", "text": "On holiday"}
@@ -149,7 +152,7 @@ def test_users_own_status_and_dnd_left_alone(world) -> None:
 
 def test_status_refused_told_once_and_switched_off(world) -> None:
     """A 403 on the custom status API: one message naming what the admin must grant."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, messenger, engine, _services, repo = world
     source.put(LOGIN, cal, "a.ics", event("a", START - timedelta(minutes=10),
                                           START + timedelta(minutes=20), "First"))
     messenger.status_error = 403
@@ -163,7 +166,7 @@ def test_status_refused_told_once_and_switched_off(world) -> None:
 
 def test_cancelled_meeting_clears_status_early(world) -> None:
     """Our status is cleared when the meeting in progress is cancelled."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, messenger, engine, _services, _repo = world
     href = source.put(LOGIN, cal, "a.ics", event("a", START - timedelta(minutes=10),
                                                  START + timedelta(minutes=50), "Long"))
     run_tick(engine)
@@ -179,7 +182,7 @@ def test_cancelled_meeting_clears_status_early(world) -> None:
 
 def test_401_told_once_nothing_deleted_then_resumes(world) -> None:
     """A revoked app password: one message, settings kept, polling resumes after `password`."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, _cal, clock, messenger, engine, services, repo = world
     run_tick(engine)
     source.set_password(LOGIN, "new-pw")
     for _ in range(3):
@@ -188,8 +191,10 @@ def test_401_told_once_nothing_deleted_then_resumes(world) -> None:
     told = [m for m in messenger.messages() if "password" in m]
     assert len(told) == 1
     account = repo.account(USER)
-    assert account is not None and account.needs_password
-    assert repo.calendars(USER) and account.notifications == NotificationSettings()
+    assert account is not None
+    assert account.needs_password
+    assert repo.calendars(USER)
+    assert account.notifications == NotificationSettings()
     services.change_password(USER, "new-pw")
     clock.advance(minutes=31)
     run_tick(engine)
@@ -198,7 +203,7 @@ def test_401_told_once_nothing_deleted_then_resumes(world) -> None:
 
 def test_one_failing_account_does_not_touch_another(world) -> None:
     """504s for one login back off that account; the other still gets its reminder."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, _cal, clock, messenger, engine, services, repo = world
     source.add_account("anna@yandex.ru", "pw2")
     cal2 = source.add_calendar("anna@yandex.ru", "events-9", "Anna")
     services.connect("u-anna", "anna@yandex.ru", "pw2", zone=None, profile_zone=None,
@@ -216,7 +221,7 @@ def test_one_failing_account_does_not_touch_another(world) -> None:
 def test_changes_first_sync_silent_then_each_change_once(world) -> None:
     """After connect nothing is announced; a move, a deletion, an addition and an attendee's
     answer each give one message; touching only the etag gives none."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, messenger, engine, _services, repo = world
     repo.set_notifications(USER, NotificationSettings(leads=(), daily_at=None, status=False))
     tomorrow = START + timedelta(days=1, hours=5)
     source.put(LOGIN, cal, "m.ics", event("m", tomorrow, tomorrow + timedelta(hours=1), "Move me"))
@@ -239,19 +244,27 @@ def test_changes_first_sync_silent_then_each_change_once(world) -> None:
     source.put(LOGIN, cal, "m.ics", event("m", later, later + timedelta(hours=1), "Move me",
                                           stamp="20261126T100000Z"))
     moved = poll()
-    assert len(moved) == 1 and "Moved" in moved[0] and "→" in moved[0]
-    assert "13:00–14:00 → " in moved[0] and "15:00–16:00" in moved[0]
+    assert len(moved) == 1
+    assert "Moved" in moved[0]
+    assert "→" in moved[0]
+    assert "13:00–14:00 → " in moved[0]
+    assert "15:00–16:00" in moved[0]
     source.delete(LOGIN, cal + "d.ics")
     cancelled = poll()
-    assert len(cancelled) == 1 and "Cancelled" in cancelled[0] and "Drop me" in cancelled[0]
+    assert len(cancelled) == 1
+    assert "Cancelled" in cancelled[0]
+    assert "Drop me" in cancelled[0]
     source.put(LOGIN, cal, "n.ics", event("n", later, later + timedelta(hours=1), "Brand new"))
     added = poll()
-    assert len(added) == 1 and "New meeting" in added[0]
+    assert len(added) == 1
+    assert "New meeting" in added[0]
     source.put(LOGIN, cal, "o.ics", event("o", tomorrow, tomorrow + timedelta(hours=1), "Mine",
                                           organizer=LOGIN,
                                           attendees={LOGIN: "ACCEPTED", "anna@ya.ru": "DECLINED"}))
     answered = poll()
-    assert len(answered) == 1 and "anna" in answered[0] and "declined" in answered[0]
+    assert len(answered) == 1
+    assert "anna" in answered[0]
+    assert "declined" in answered[0]
     source.put(LOGIN, cal, "o.ics", event("o", tomorrow, tomorrow + timedelta(hours=1), "Mine",
                                           organizer=LOGIN,
                                           attendees={LOGIN: "ACCEPTED", "anna@ya.ru": "ACCEPTED"}))
@@ -262,7 +275,7 @@ def test_changes_first_sync_silent_then_each_change_once(world) -> None:
 
 def test_calendar_deleted_in_yandex_is_dropped_not_fatal(world) -> None:
     """A watched calendar that vanished (404) is dropped from the list; polling goes on."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, _messenger, engine, services, repo = world
     home = source.add_calendar(LOGIN, "events-2", "Home")
     repo.replace_calendars(USER, services.source.list_calendars(repo.credentials(USER)))
     run_tick(engine)
@@ -290,7 +303,7 @@ def test_status_of_a_later_meeting_is_recorded_and_kept_up_to_date(world) -> Non
     as the bot's: extending that meeting moves the status's expiry, cancelling it clears it."""
     from storage.engine_store import EngineStore
 
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, messenger, engine, _services, repo = world
     repo.set_notifications(USER, NotificationSettings(leads=(), daily_at=None))
     source.put(LOGIN, cal, "a.ics", event("a", START - timedelta(minutes=10),
                                           START + timedelta(minutes=20), "First"))
@@ -303,7 +316,8 @@ def test_status_of_a_later_meeting_is_recorded_and_kept_up_to_date(world) -> Non
     run_tick(engine)
     assert _puts(messenger)[1:] == [_z(second + timedelta(minutes=30))]
     marker = EngineStore().status_marker(USER)
-    assert marker is not None and marker.expires_at == second + timedelta(minutes=30)
+    assert marker is not None
+    assert marker.expires_at == second + timedelta(minutes=30)
     source.put(LOGIN, cal, "b.ics", event("b", second, second + timedelta(minutes=50), "Second",
                                           stamp="20261126T100000Z"))
     clock.advance(seconds=70)
@@ -313,7 +327,8 @@ def test_status_of_a_later_meeting_is_recorded_and_kept_up_to_date(world) -> Non
                                           status="CANCELLED", stamp="20261126T110000Z"))
     clock.advance(seconds=70)
     run_tick(engine)
-    assert messenger.status_calls[-1][0] == "DELETE" and USER not in messenger.custom
+    assert messenger.status_calls[-1][0] == "DELETE"
+    assert USER not in messenger.custom
     assert EngineStore().status_marker(USER) is None
 
 
@@ -326,7 +341,7 @@ def test_concurrent_status_checks_leave_a_consistent_marker(world) -> None:
     from storage.engine_store import EngineStore
     from storage.models import database
 
-    source, cal, clock, messenger, engine, services, repo = world
+    _source, _cal, clock, messenger, engine, _services, repo = world
     account = repo.account(USER)
     assert account is not None
     ends = [START + timedelta(minutes=20), START + timedelta(minutes=40)]
@@ -355,7 +370,8 @@ def test_concurrent_status_checks_leave_a_consistent_marker(world) -> None:
     for th in threads:
         th.join(10)
     stored = EngineStore().status_marker(USER)
-    assert stored is not None and len(_puts(messenger)) == 1
+    assert stored is not None
+    assert len(_puts(messenger)) == 1
     assert messenger.custom[USER]["expires_at"] == _z(stored.expires_at)
     assert results == [stored, stored]
 
@@ -372,7 +388,7 @@ def _occurrence(start: datetime, end: datetime):
 def test_reminded_ids_do_not_pile_up_over_days(world) -> None:
     """Hourly meetings reminded over ten simulated days: what the planner keeps of the
     reminders it decided stays about three days' worth, and each meeting is reminded once."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, messenger, engine, _services, repo = world
     repo.set_notifications(USER, NotificationSettings(leads=(10,), daily_at=None, status=False))
     first = START + timedelta(minutes=30)
     source.put(LOGIN, cal, "h.ics", event("h", first, first + timedelta(minutes=10), "Hourly",
@@ -413,7 +429,7 @@ class GatedSource(FakeCalendarSource):
 def test_new_password_polls_at_the_next_tick(world) -> None:
     """After a 401, a `password` that Yandex accepts brings polling back on the next tick,
     not after the 30-minute probe interval."""
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, _messenger, engine, services, repo = world
     run_tick(engine)
     source.set_password(LOGIN, "new-pw")
     clock.advance(seconds=70)
@@ -425,7 +441,8 @@ def test_new_password_polls_at_the_next_tick(world) -> None:
     clock.advance(seconds=1)
     run_tick(engine)
     account = repo.account(USER)
-    assert account is not None and account.last_sync_at == clock.now
+    assert account is not None
+    assert account.last_sync_at == clock.now
     assert not account.needs_password
     assert any(o.title == "Seen at once" for o in engine.store.snapshot(USER).values())
 
@@ -456,8 +473,10 @@ def test_new_password_during_a_poll_in_flight_polls_again_at_once(repo: Reposito
             clock.advance(seconds=1)
             run_tick(engine)
         account = repo.account(USER)
-        assert account is not None and not account.needs_password
-        assert account.last_sync_at is not None and account.last_sync_at > START + timedelta(
+        assert account is not None
+        assert not account.needs_password
+        assert account.last_sync_at is not None
+        assert account.last_sync_at > START + timedelta(
             seconds=70)
     finally:
         engine.shutdown()
@@ -469,7 +488,7 @@ def test_notices_failed_while_mattermost_was_down_go_when_it_is_back(world) -> N
     from storage.models import NoticeRow
     from storage.repository import to_db_time
 
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, messenger, engine, _services, repo = world
     repo.set_notifications(USER, NotificationSettings(leads=(10,), daily_at=None, status=False))
     early, later = START + timedelta(minutes=11), START + timedelta(minutes=19)
     source.put(LOGIN, cal, "e.ics", event("e", early, early + timedelta(minutes=30), "Early"))
@@ -482,22 +501,26 @@ def test_notices_failed_while_mattermost_was_down_go_when_it_is_back(world) -> N
     rows = {r.message.split("**")[1]: r for r in NoticeRow.select() if r.kind == "reminder"}
     assert set(rows) == {"Early", "Later"}
     for row in rows.values():  # both still waiting out a backoff that ends after `back`
-        assert row.sent_at is None and not row.dropped and row.attempts >= 3
+        assert row.sent_at is None
+        assert not row.dropped
+        assert row.attempts >= 3
         assert row.next_attempt_at > to_db_time(back)
     messenger.fail_posts = 0
     engine.mattermost_back()
     run_tick(engine, rounds=1)
     sent = [p for p in messenger.posts if "Later" in p["message"]]
-    assert len(sent) == 1 and sent[0]["at"] == back
+    assert len(sent) == 1
+    assert sent[0]["at"] == back
     assert not [p for p in messenger.posts if "Early" in p["message"]]
     early_row = NoticeRow.get_by_id(rows["Early"].id)
-    assert early_row.dropped and early_row.drop_reason == "expired"
+    assert early_row.dropped
+    assert early_row.drop_reason == "expired"
 
 
 def test_late_agenda_after_a_restart_waits_for_the_first_poll(world, repo: Repository) -> None:
     """Started again at 09:30 (agenda at 09:00 missed): the agenda is built after the first
     poll, so a meeting deleted while the bot was down is not in it."""
-    source, cal, clock, messenger, engine, services, _ = world
+    source, cal, clock, messenger, engine, _services, _ = world
     repo.set_notifications(USER, NotificationSettings(leads=(), status=False))
     noon = START + timedelta(hours=4)
     source.put(LOGIN, cal, "k.ics", event("k", noon, noon + timedelta(hours=1), "Kept"))
@@ -516,7 +539,8 @@ def test_late_agenda_after_a_restart_waits_for_the_first_poll(world, repo: Repos
             clock.advance(seconds=5)
         agendas = [m for m in messenger.messages() if "your meetings" in m]
         assert len(agendas) == 1
-        assert "Kept" in agendas[0] and "Deleted meanwhile" not in agendas[0]
+        assert "Kept" in agendas[0]
+        assert "Deleted meanwhile" not in agendas[0]
     finally:
         second.shutdown()
 
@@ -528,7 +552,7 @@ def test_slow_reload_does_not_put_back_an_older_snapshot(world) -> None:
 
     from storage.engine_store import EngineStore
 
-    source, cal, clock, messenger, engine, services, repo = world
+    source, cal, clock, _messenger, engine, _services, _repo = world
     run_tick(engine)
     planner = engine.planner
     read, go_on = threading.Event(), threading.Event()
@@ -554,13 +578,14 @@ def test_slow_reload_does_not_put_back_an_older_snapshot(world) -> None:
     go_on.set()
     slow.join(10)
     view = planner._views[USER]
-    assert [o.title for o in view.upcoming] == ["New one"] and view.fresh
+    assert [o.title for o in view.upcoming] == ["New one"]
+    assert view.fresh
 
 
 def test_poll_ending_after_the_lease_was_lost_does_not_bring_the_account_back(world) -> None:
     """The planner stops deciding for an account whose lease went elsewhere, even when a poll
     of it finishes afterwards."""
-    source, cal, clock, messenger, engine, services, repo = world
+    _source, _cal, clock, _messenger, engine, _services, _repo = world
     run_tick(engine)
     engine.planner.forget([USER])  # the lease was lost
     engine.planner.polled(USER, clock(), changed=True)

@@ -125,7 +125,7 @@ class Integration:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:  # http.server's name
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body = json.loads(raw) if raw else None
                 outer.received.append((self.path, body, dict(self.headers)))
@@ -136,7 +136,7 @@ class Integration:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         class Server(ThreadingHTTPServer):
@@ -238,7 +238,8 @@ def open_dialog_via_click(
     integration.reply = reply
     post = button_post(fake, integration.url())
     fake.click(post["id"], first_action_id(post), user_id)
-    assert opened and opened[0].status_code == 200, opened[0].text if opened else "no call"
+    assert opened, "no call"
+    assert opened[0].status_code == 200, opened[0].text
     integration.answer({})
     return fake.dialogs_opened[-1]
 
@@ -663,12 +664,15 @@ def test_websocket_handshake_then_posted_event_in_wire_format(fake: FakeMattermo
 
     handshake, event, post_id = asyncio.run(scenario())
 
-    assert handshake[0]["event"] == "hello" and handshake[0]["seq"] == 0
+    assert handshake[0]["event"] == "hello"
+    assert handshake[0]["seq"] == 0
     assert "server_version" in handshake[0]["data"]
     assert handshake[1] == {"status": "OK", "seq_reply": 1}
-    assert event["event"] == "posted" and event["seq"] == 1
+    assert event["event"] == "posted"
+    assert event["seq"] == 1
     data = event["data"]
-    assert isinstance(data["post"], str) and isinstance(data["mentions"], str)
+    assert isinstance(data["post"], str)
+    assert isinstance(data["mentions"], str)
     assert json.loads(data["post"])["id"] == post_id
     assert json.loads(data["mentions"]) == [fake.bot_user_id]
     assert data["channel_type"] == "D"
@@ -692,7 +696,8 @@ def test_websocket_with_wrong_token_gets_fail_and_no_events(fake: FakeMattermost
 
     reply = asyncio.run(scenario())
 
-    assert reply["status"] == "FAIL" and reply["seq_reply"] == 1
+    assert reply["status"] == "FAIL"
+    assert reply["seq_reply"] == 1
     assert fake.ws_auth_count == 0
 
 
@@ -730,7 +735,8 @@ def test_button_integration_stays_server_side_and_every_client_copy_lacks_it(
         action = read["props"]["attachments"][0]["actions"][0]
         assert action["id"] == action_id
         assert "integration" not in action
-        assert action["name"] == "Join" and action["style"] == "primary"
+        assert action["name"] == "Join"
+        assert action["style"] == "primary"
     stored = fake.post(post_id)["props"]["attachments"][0]
     assert stored["actions"][0]["integration"] == {
         "url": integration.url(),
@@ -765,7 +771,9 @@ def test_click_posts_the_servers_request_and_applies_update_ephemeral_and_goto(
     first = fake.click(post["id"], action_id, ALICE)
     second = fake.click(post["id"], action_id, ALICE)
 
-    assert first["error"] is None and first["api_status"] == 200 and first["status"] == 200
+    assert first["error"] is None
+    assert first["api_status"] == 200
+    assert first["status"] == 200
     assert second["error"] is None
     path, body, headers = integration.received[0]
     assert path == "/hook"
@@ -796,7 +804,8 @@ def test_click_posts_the_servers_request_and_applies_update_ephemeral_and_goto(
     client_copy = api(fake, "GET", f"/posts/{post['id']}").json()
     assert "integration" not in client_copy["props"]["attachments"][0]["actions"][0]
     edited = [json.loads(e["data"]["post"]) for e in fake.events if e["event"] == "post_edited"]
-    assert edited and edited[0]["message"] == "You joined"
+    assert edited
+    assert edited[0]["message"] == "You joined"
     assert "integration" not in edited[0]["props"]["attachments"][0]["actions"][0]
     ephemeral = fake.ephemeral_posts
     assert [e["user_id"] for e in ephemeral] == [ALICE, ALICE]
@@ -861,7 +870,8 @@ def test_events_addressed_to_another_user_are_recorded_but_not_sent_to_the_bot(
 
     assert frame["event"] == "status_change"  # the nudge came first: nothing else was sent
     addressed = {e["event"]: e["broadcast"]["user_id"] for e in fake.events}
-    assert addressed["ephemeral_message"] == ALICE and addressed["open_dialog"] == ALICE
+    assert addressed["ephemeral_message"] == ALICE
+    assert addressed["open_dialog"] == ALICE
 
 
 @pytest.mark.parametrize(
@@ -920,7 +930,8 @@ def test_post_action_route_is_a_click_by_the_bot_in_mattermosts_shapes(
     no_action = api(fake, "POST", f"/posts/{post['id']}/actions/nosuchaction")
     no_post = api(fake, "POST", f"/posts/{'x' * 26}/actions/{action_id}")
 
-    assert answer["status"] == "OK" and answer["trigger_id"]
+    assert answer["status"] == "OK"
+    assert answer["trigger_id"]
     assert answer["trigger_id"] == fake.clicks[0]["client_trigger_id"]
     assert integration.received[0][1]["user_id"] == fake.bot_user_id
     assert integration.received[0][1]["user_name"] == fake.bot_username
@@ -930,7 +941,8 @@ def test_post_action_route_is_a_click_by_the_bot_in_mattermosts_shapes(
     assert failed.json()["detailed_error"] == "status=503"
     assert no_action.status_code == 404
     assert no_action.json()["id"] == "api.post.do_action.action_id.app_error"
-    assert no_post.status_code == 404 and no_post.json()["id"] == "app.post.get.app_error"
+    assert no_post.status_code == 404
+    assert no_post.json()["id"] == "app.post.get.app_error"
 
 
 # ---------------------------------------------------------------- dialogs
@@ -945,7 +957,8 @@ def test_click_trigger_opens_a_dialog_whose_submission_reaches_its_url(
 
     result = fake.submit_dialog(ALICE, submission)
 
-    assert record["error_id"] is None and record["problems"] == []
+    assert record["error_id"] is None
+    assert record["problems"] == []
     assert record["open"] is True
     assert (record["user_id"], record["channel_id"], record["team_id"]) == (
         ALICE,
@@ -965,8 +978,10 @@ def test_click_trigger_opens_a_dialog_whose_submission_reaches_its_url(
         "submission": submission,
         "cancelled": False,
     }
-    assert result["sent"] is True and result["status"] == 200
-    assert result["response"] == {} and result["open"] is False
+    assert result["sent"] is True
+    assert result["status"] == 200
+    assert result["response"] == {}
+    assert result["open"] is False
     assert fake.dialogs_opened[-1]["open"] is False
     announced = [e for e in fake.events if e["event"] == "open_dialog"]
     assert announced[0]["broadcast"]["user_id"] == ALICE
@@ -1016,8 +1031,10 @@ def test_dialog_open_needs_an_issued_fresh_unused_trigger_and_a_url(
         "interactive_message.decode_trigger_id.missing_data",
         "interactive_message.decode_trigger_id.verify_signature_failed",
     ]
-    assert opened.status_code == 200 and opened.json() == {"status": "OK"}
-    assert reused.status_code == 400 and reused.json()["id"] == "fake.trigger_id.already_used"
+    assert opened.status_code == 200
+    assert opened.json() == {"status": "OK"}
+    assert reused.status_code == 400
+    assert reused.json()["id"] == "fake.trigger_id.already_used"
     assert tokenless.status_code == 200
     assert expired.status_code == 400
     assert expired.json()["id"] == "interactive_message.decode_trigger_id.expired"
@@ -1082,8 +1099,10 @@ def test_invalid_dialog_is_refused_when_strict_and_only_recorded_otherwise(
     assert problem in strict.json()["detailed_error"]
     assert lenient.status_code == 200
     refused, accepted = fake.dialogs_opened
-    assert refused["error_id"] == "fake.dialog.invalid" and not refused["open"]
-    assert accepted["open"] and any(problem in p for p in accepted["problems"])
+    assert refused["error_id"] == "fake.dialog.invalid"
+    assert not refused["open"]
+    assert accepted["open"]
+    assert any(problem in p for p in accepted["problems"])
 
 
 def test_dialog_has_no_element_count_limit(fake: FakeMattermost, integration: Integration) -> None:
@@ -1092,7 +1111,8 @@ def test_dialog_has_no_element_count_limit(fake: FakeMattermost, integration: In
 
     record = open_dialog_via_click(fake, integration, dialog)
 
-    assert record["open"] and record["problems"] == []
+    assert record["open"]
+    assert record["problems"] == []
 
 
 def test_dialog_errors_keep_it_open_and_cancel_is_sent_only_with_notify_on_cancel(
@@ -1122,11 +1142,14 @@ def test_dialog_errors_keep_it_open_and_cancel_is_sent_only_with_notify_on_cance
 
     assert [r["open"] for r in results] == [True, True, True, False]
     assert results[0]["response"] == {"errors": {"password": "Yandex refused this password"}}
-    assert results[1]["status"] == 500 and results[1]["error"] == "status=500"
+    assert results[1]["status"] == 500
+    assert results[1]["error"] == "status=500"
     assert results[3]["response"] == {}
-    assert silent_cancel["sent"] is False and silent_cancel["open"] is False
+    assert silent_cancel["sent"] is False
+    assert silent_cancel["open"] is False
     assert calls_after_silent_cancel == calls_before_cancel
-    assert notified_cancel["sent"] is True and notified_cancel["open"] is False
+    assert notified_cancel["sent"] is True
+    assert notified_cancel["open"] is False
     assert integration.received[-1][1]["cancelled"] is True
     assert integration.received[-1][1]["submission"] == {}
     assert [d["open"] for d in fake.dialogs_opened] == [False, False, False]
@@ -1148,7 +1171,8 @@ def test_submitted_values_never_reach_the_fakes_logs(
 
     assert "hunter2-app-password" not in caplog.text
     submitted = [r for r in caplog.records if "fake_mm.dialog_submitted" in r.getMessage()]
-    assert len(submitted) == 2 and "'password'" in submitted[0].getMessage()
+    assert len(submitted) == 2
+    assert "'password'" in submitted[0].getMessage()
     assert all(r.levelno < logging.INFO for r in submitted)
     assert fake.dialog_submissions[0]["request"]["submission"]["password"] == "hunter2-app-password"
 
@@ -1168,10 +1192,14 @@ def test_patch_and_update_edit_the_bots_post_broadcast_post_edited_and_keep_hist
     updated = driver.posts.update_post(post["id"], {"id": post["id"], "message": "v3"})
     same_text = driver.posts.patch_post(post["id"], {"message": "v3"})
 
-    assert props_only["message"] == "v1" and props_only["props"] == {"b": 2}
-    assert props_only["edit_at"] == 0 and props_only["update_at"] > post["update_at"]
-    assert text_only["props"] == {"b": 2} and text_only["edit_at"] > 0
-    assert updated["message"] == "v3" and updated["props"] == {}
+    assert props_only["message"] == "v1"
+    assert props_only["props"] == {"b": 2}
+    assert props_only["edit_at"] == 0
+    assert props_only["update_at"] > post["update_at"]
+    assert text_only["props"] == {"b": 2}
+    assert text_only["edit_at"] > 0
+    assert updated["message"] == "v3"
+    assert updated["props"] == {}
     assert updated["edit_at"] > text_only["edit_at"]
     assert same_text["edit_at"] == updated["edit_at"]
     assert same_text["update_at"] > updated["update_at"]
@@ -1280,7 +1308,8 @@ def test_channel_posts_since_returns_created_edited_and_deleted_posts_newest_fir
     assert set(result["posts"]) == {reply["id"], missed, secret, typo, root}
     assert result["posts"][secret]["delete_at"] > 0
     assert result["posts"][typo]["message"] == "fixed"
-    assert result["next_post_id"] == "" and result["prev_post_id"] == ""
+    assert result["next_post_id"] == ""
+    assert result["prev_post_id"] == ""
     assert driver.posts.get_posts_for_channel(dm, params={"since": now + 60_000})["order"] == []
 
 
@@ -1338,7 +1367,8 @@ def test_pending_post_id_returns_the_first_post_until_the_ttl_passes(fake: FakeM
 
     assert (first.status_code, again.status_code, later.status_code) == (201, 201, 201)
     assert again.json() == first.json()
-    assert refused.status_code == 400 and retried.status_code == 201
+    assert refused.status_code == 400
+    assert retried.status_code == 201
     assert later.json()["id"] != first.json()["id"]
     assert [p["message"] for p in fake.posts_in(TOWN)] == ["Reminder", "short", "Reminder"]
     assert len([e for e in fake.events if e["event"] == "posted"]) == 3
@@ -1358,7 +1388,8 @@ def test_users_have_email_and_roles_and_can_be_fetched_by_usernames(fake: FakeMa
 
     assert (bob["email"], bob["roles"], bob["is_bot"]) == ("bob@example.com", "system_user", False)
     assert (carol["email"], carol["roles"]) == ("carol@corp.example", "system_admin system_user")
-    assert me["is_bot"] is True and me["username"] == fake.bot_username
+    assert me["is_bot"] is True
+    assert me["username"] == fake.bot_username
     assert [u["username"] for u in found] == ["carol", "bob"]
     for bad in ([], {"usernames": ["bob"]}, [1]):
         response = api(fake, "POST", "/users/usernames", json=bad)
@@ -1404,7 +1435,8 @@ def test_set_down_answers_html_502_everywhere_and_closes_sockets_until_restored(
         (m, p, {k: b[k] for k in ("channel_id", "message")} if isinstance(b, dict) else b)
         for m, p, b in fake.requests
     ]
-    assert up.status_code == 200 and fake.down is False
+    assert up.status_code == 200
+    assert fake.down is False
     assert fake.ws_refused_count == 1
     assert [p["message"] for p in fake.posts_in(TOWN)] == ["Meeting soon"]
 
@@ -1472,7 +1504,8 @@ def test_new_routes_work_through_the_bots_own_driver(
 
     assert again["id"] == first["id"]
     assert len(fake.posts_in(TOWN)) == 2
-    assert patched["message"] == "Agenda (updated)" and patched["edit_at"] > 0
+    assert patched["message"] == "Agenda (updated)"
+    assert patched["edit_at"] > 0
     assert opened == {"status": "OK"}
     assert fake.dialogs_opened[-1]["open"] is True
     assert since["order"] == [button["id"], first["id"]]

@@ -45,7 +45,7 @@ def _first_event(fixture: str) -> icalendar.Event:
     ],
 )
 def test_normalise_address_examples(raw: str, expected: str) -> None:
-    """mailto: goes, case folds, Yandex alias domains fold to yandex.ru (Y11)."""
+    """mailto: goes, case folds, Yandex alias domains fold to yandex.ru."""
     assert normalise_address(raw) == expected
 
 

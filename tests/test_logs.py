@@ -70,7 +70,7 @@ def test_every_alias_of_a_secret_command_is_redacted(word: str) -> None:
 def test_every_secret_command_has_aliases() -> None:
     """The commands named as secret-bearing exist in the alias table (a rename fails here)."""
     assert set(SECRET_ARGUMENT) <= set(ALIASES.values())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no alias for the secret-bearing command"):
         _secret_pattern({"help": "help"})
 
 
@@ -149,13 +149,19 @@ def test_json_lines_carry_event_and_context() -> None:
     logging.getLogger("bot.engine").info("poll.done user=%s changed=%d", "u1", 2)
     logging.getLogger("bot.engine").info("status.set user=u2 level=high")
     first, second = _lines(stream)
-    assert first["event"] == "poll.done" and first["user"] == "u1" and first["changed"] == "2"
-    assert first["level"] == "INFO" and first["logger"] == "bot.engine"
-    assert first["message"] == "poll.done user=u1 changed=2" and "exc" not in first
+    assert first["event"] == "poll.done"
+    assert first["user"] == "u1"
+    assert first["changed"] == "2"
+    assert first["level"] == "INFO"
+    assert first["logger"] == "bot.engine"
+    assert first["message"] == "poll.done user=u1 changed=2"
+    assert "exc" not in first
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(first["time"]))
     stamp = datetime.fromisoformat(str(first["time"]))
-    assert stamp.tzinfo is not None and stamp.utcoffset() == UTC.utcoffset(None)
-    assert second["level"] == "INFO" and second["level_"] == "high"  # a clash keeps both
+    assert stamp.tzinfo is not None
+    assert stamp.utcoffset() == UTC.utcoffset(None)
+    assert second["level"] == "INFO"
+    assert second["level_"] == "high"  # a clash keeps both
 
 
 @pytest.mark.usefixtures("clean_root")
@@ -169,8 +175,10 @@ def test_json_never_carries_the_password_even_in_a_traceback() -> None:
         log.exception("command.failed user=%s text=%s", "u1", f"пароль {PW}")
     (line,) = _lines(stream)
     assert PW not in stream.getvalue()
-    assert line["event"] == "command.failed" and line["text"] == "пароль"
-    assert "ValueError" in str(line["exc"]) and "connect ivan@ya.ru ***" in str(line["exc"])
+    assert line["event"] == "command.failed"
+    assert line["text"] == "пароль"
+    assert "ValueError" in str(line["exc"])
+    assert "connect ivan@ya.ru ***" in str(line["exc"])
 
 
 @pytest.mark.usefixtures("clean_root")
@@ -182,7 +190,8 @@ def test_json_driver_style_messages_are_redacted() -> None:
     logging.getLogger("mmpy_bot.event_handler").debug(
         "websocket %s", json.dumps({"event": "posted", "data": {"post": json.dumps(post)}}))
     lines = _lines(stream)
-    assert len(lines) == 2 and PW not in stream.getvalue()
+    assert len(lines) == 2
+    assert PW not in stream.getvalue()
     assert all(line["event"] is None for line in lines)  # foreign lines have no event key
     inner = json.loads(str(lines[1]["message"]).removeprefix("websocket "))
     assert json.loads(inner["data"]["post"])["message"] == "подключить ivan *** Europe/Moscow"
@@ -201,7 +210,8 @@ def test_text_format_is_the_default_and_unchanged() -> None:
     text = stream.getvalue()
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO bot\.engine poll\.done user=u1 changed=2\n",
                     text)
-    assert "RuntimeError: password ***" in text and PW not in text
+    assert "RuntimeError: password ***" in text
+    assert PW not in text
 
 
 @pytest.mark.usefixtures("clean_root")
@@ -216,7 +226,7 @@ def test_setup_twice_adds_one_filter() -> None:
 
 def test_unknown_format_refused() -> None:
     """Only text and json exist."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown log format"):
         setup_logging("INFO", "xml")
 
 

@@ -88,7 +88,7 @@ class Bots:
 
 
 @pytest.fixture
-def world(fake_mattermost: FakeMattermost,  # noqa: F811
+def world(fake_mattermost: FakeMattermost,
           tmp_path: Path) -> Iterator[tuple[FakeMattermost, RadicaleServer, str, Bots]]:
     db_url = fresh_database()
     with RadicaleServer() as radicale:
@@ -188,7 +188,7 @@ def test_three_processes_one_killed_nothing_doubled_or_lost(world) -> None:
     assert takeover <= 60, takeover
 
 
-def test_second_process_on_one_sqlite_file_refuses(fake_mattermost: FakeMattermost,  # noqa: F811
+def test_second_process_on_one_sqlite_file_refuses(fake_mattermost: FakeMattermost,
                                                    tmp_path: Path) -> None:
     """On SQLite, a second ``bot.py`` on the same file stops at once with one clear line."""
     db_url = f"sqlite:///{tmp_path / 'bot.db'}"
@@ -202,7 +202,8 @@ def test_second_process_on_one_sqlite_file_refuses(fake_mattermost: FakeMattermo
                                 capture_output=True, text=True, timeout=60, check=False)
         assert second.returncode == 2
         assert "Another bot process already uses the SQLite database" in second.stderr
-        assert "PostgreSQL" in second.stderr and "Traceback" not in second.stderr
+        assert "PostgreSQL" in second.stderr
+        assert "Traceback" not in second.stderr
         assert bots.procs[0].poll() is None  # the first one keeps running
     finally:
         bots.stop()

@@ -103,7 +103,8 @@ def test_claim_skips_notices_being_claimed_without_waiting(db_url: str,
     second = OutboxStore().claim("b", NOW, limit=10)
     waited = time.monotonic() - started
     release.set()
-    assert waited < 3 and len(second) == 5
+    assert waited < 3
+    assert len(second) == 5
     assert {c.pk for c in second}.isdisjoint({c.pk for c in first})  # type: ignore[attr-defined]
 
 
@@ -113,7 +114,8 @@ def test_expired_claim_is_taken_over(outbox: OutboxStore) -> None:
     (first,) = outbox.claim("dead", NOW, hold=HOLD)
     assert outbox.claim("alive", NOW + HOLD - timedelta(seconds=1), hold=HOLD) == []
     (second,) = outbox.claim("alive", NOW + HOLD + timedelta(seconds=1), hold=HOLD)
-    assert second.pk == first.pk and second.attempts == 2
+    assert second.pk == first.pk
+    assert second.attempts == 2
     assert NoticeRow.get_by_id(first.pk).claimed_by == "alive"
 
 
@@ -135,7 +137,8 @@ def test_mark_sent_retry_and_drop_release_the_claim(outbox: OutboxStore) -> None
         row = NoticeRow.get_by_id(claimed[name].pk)
         assert (row.claimed_by, row.claim_until) == (None, None), name
     sent = NoticeRow.get_by_id(claimed["sent"].pk)
-    assert sent.post_id == "post-1" and sent.sent_at is not None
+    assert sent.post_id == "post-1"
+    assert sent.sent_at is not None
     assert NoticeRow.get_by_id(claimed["drop"].pk).drop_reason == "refused"
     assert outbox.claim("q", NOW + timedelta(seconds=29)) == []
     later = outbox.claim("q", NOW + timedelta(hours=1))
@@ -190,7 +193,8 @@ def test_threaded_order_holds_for_racing_claims(outbox: OutboxStore) -> None:
 def test_covered_reminder_is_recorded_dropped(outbox: OutboxStore) -> None:
     """A reminder id another one stood for is recorded as dropped: never claimed."""
     outbox.record({"u1": [Notice("rem|x|10", "covered", "")]}, NOW)
-    assert outbox.claim("p", NOW) == [] and outbox.pending_count() == 0
+    assert outbox.claim("p", NOW) == []
+    assert outbox.pending_count() == 0
     assert outbox.recorded_ids(["u1"], "rem|", NOW - timedelta(days=1)) == {"u1": {"rem|x|10"}}
 
 
@@ -212,7 +216,8 @@ def test_parts_accumulate_and_a_claim_carries_them(outbox: OutboxStore) -> None:
     (again,) = outbox.claim("p", NOW + timedelta(seconds=1), hold=HOLD)
     assert again.parts == ("post-1", "post-2")
     assert (again.thread_keys, again.refs, again.actions) == (("t",), (ref,), ("snooze",))
-    assert again.expires_at == NOW + timedelta(hours=1) and again.created_at == NOW
+    assert again.expires_at == NOW + timedelta(hours=1)
+    assert again.created_at == NOW
     assert outbox.notice_of_post("u1", "post-2") is not None
     assert outbox.notice_of_post("u2", "post-2") is None
 

@@ -244,13 +244,15 @@ def test_next_reminder_skips_sent_ones():
     upcoming = next_reminder(
         [meeting], leads=[10, 1], now=T0 - minutes(8), already={notice_id(meeting, 10)}
     )
-    assert upcoming is not None and upcoming.lead_minutes == 1
+    assert upcoming is not None
+    assert upcoming.lead_minutes == 1
 
 
 def test_next_reminder_prefers_one_due_now():
     """A pending reminder that is already due is the next one."""
     upcoming = next_reminder([occurrence()], leads=[10], now=T0 - minutes(5), already=())
-    assert upcoming is not None and upcoming.late is True
+    assert upcoming is not None
+    assert upcoming.late is True
 
 
 def test_next_reminder_none_when_nothing_left():

@@ -74,12 +74,15 @@ def test_attempts_are_bounded_then_dropped_and_never_sent(
         assert kit.row("sys|1").attempts == attempt
         kit.clock.advance(seconds=MAX_RETRY.total_seconds())
     row = kit.row("sys|1")
-    assert row.dropped and row.drop_reason == "attempts" and row.sent_at is None
+    assert row.dropped
+    assert row.drop_reason == "attempts"
+    assert row.sent_at is None
     assert [r for r in caplog.records if r.getMessage().startswith("notice.dropped")]
     kit.messenger.fail_posts = 0
     kit.clock.advance(hours=1)
     assert kit.outbox.retry_now(kit.clock()) == 0
-    assert kit.send_due() == 0 and kit.messenger.posts == []
+    assert kit.send_due() == 0
+    assert kit.messenger.posts == []
 
 
 def test_backoff_between_attempts(kit: Kit) -> None:
@@ -95,7 +98,8 @@ def test_backoff_between_attempts(kit: Kit) -> None:
     assert kit.send_due() == 0
     kit.clock.advance(seconds=1)
     assert kit.send_due() == 1
-    assert kit.messenger.messages() == ["hello"] and kit.row("sys|1").sent_at is not None
+    assert kit.messenger.messages() == ["hello"]
+    assert kit.row("sys|1").sent_at is not None
 
 
 def test_permanent_refusal_drops_at_once(kit: Kit) -> None:
@@ -106,7 +110,8 @@ def test_permanent_refusal_drops_at_once(kit: Kit) -> None:
     row = kit.row("sys|1")
     assert (row.dropped, row.drop_reason, row.attempts) == (True, "refused", 1)
     kit.clock.advance(hours=1)
-    assert kit.send_due() == 0 and kit.messenger.posts == []
+    assert kit.send_due() == 0
+    assert kit.messenger.posts == []
 
 
 def _long_message() -> str:
@@ -130,7 +135,8 @@ def test_long_notice_resumes_at_the_first_part_not_posted(kit: Kit) -> None:
     assert [p["message"] for p in kit.messenger.posts] == parts
     assert [p["props"][PART_PROP] for p in kit.messenger.posts] == list(range(len(parts)))
     row = kit.row("agenda|2026-11-27")
-    assert row.sent_at is not None and row.post_id == kit.messenger.posts[0]["id"]
+    assert row.sent_at is not None
+    assert row.post_id == kit.messenger.posts[0]["id"]
     assert row.parts.split(",") == [p["id"] for p in kit.messenger.posts]
 
 
@@ -140,12 +146,14 @@ def test_lost_answer_is_not_posted_again(kit: Kit) -> None:
     kit.messenger.lose_answers = 1
     kit.record(Notice("sys|1", "system", "hello"))
     kit.send_due()
-    assert len(kit.messenger.posts) == 1 and kit.row("sys|1").sent_at is None
+    assert len(kit.messenger.posts) == 1
+    assert kit.row("sys|1").sent_at is None
     kit.clock.advance(seconds=5)
     kit.send_due()
     assert kit.messenger.messages() == ["hello"]
     row = kit.row("sys|1")
-    assert row.sent_at is not None and row.post_id == kit.messenger.posts[0]["id"]
+    assert row.sent_at is not None
+    assert row.post_id == kit.messenger.posts[0]["id"]
 
 
 def test_lost_answer_midway_through_parts_resumes_after_it(kit: Kit) -> None:
@@ -168,7 +176,8 @@ def test_posts_carry_pending_post_id_and_notice_props(kit: Kit) -> None:
     kit.send_due()
     pk = str(kit.row("agenda|d").id)
     pending = [p["pending_post_id"] for p in kit.messenger.posts]
-    assert all(pending) and len(set(pending)) == len(pending)
+    assert all(pending)
+    assert len(set(pending)) == len(pending)
     assert all(p.startswith(f"{kit.messenger.bot_user_id}:") for p in pending)
     assert {p["props"][NOTICE_PROP] for p in kit.messenger.posts} == {pk}
 
@@ -180,7 +189,8 @@ def test_answer_threads_under_the_change_and_waits_for_it(kit: Kit) -> None:
     kit.record(Notice("chg|1", "change", "moved", thread_keys=(key,)),
                Notice("resp|1", "response", "answers", thread_keys=(key,)))
     kit.messenger.fail_posts = 1  # the change fails once: the answer must still wait for it
-    assert kit.send_due() == 1 and kit.messenger.posts == []
+    assert kit.send_due() == 1
+    assert kit.messenger.posts == []
     assert kit.send_due() == 0
     kit.clock.advance(seconds=5)
     assert kit.send_due() == 1
@@ -198,4 +208,6 @@ def test_expired_reminder_is_dropped_not_sent(kit: Kit) -> None:
     kit.clock.advance(minutes=2)
     kit.send_due()
     row = kit.row("rem|a|10")
-    assert row.dropped and row.drop_reason == "expired" and kit.messenger.posts == []
+    assert row.dropped
+    assert row.drop_reason == "expired"
+    assert kit.messenger.posts == []

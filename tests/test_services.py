@@ -28,7 +28,7 @@ def setup(repo: Repository):
 def test_connect_checks_before_saving(setup) -> None:
     """A refused password or a silent server stores nothing; the right one stores the account
     with the profile's zone and default notifications."""
-    source, cal, services, repo = setup
+    source, _cal, services, repo = setup
     with pytest.raises(AuthRefused):
         services.connect("u", "ivan@yandex.ru", "bad", zone=None, profile_zone=None, language="en")
     source.fail_with(ServerUnavailable, times=1)
@@ -37,17 +37,19 @@ def test_connect_checks_before_saving(setup) -> None:
     assert repo.account("u") is None
     account, calendars = services.connect("u", "ivan@yandex.ru", "pw", zone=None,
                                           profile_zone="Asia/Yekaterinburg", language="ru")
-    assert account.timezone == "Asia/Yekaterinburg" and account.language == "ru"
+    assert account.timezone == "Asia/Yekaterinburg"
+    assert account.language == "ru"
     assert [c.name for c in calendars] == ["Work"]
 
 
 def test_zone_argument_wins_and_bad_zone_changes_nothing(setup) -> None:
     """An explicit zone beats the profile; an unknown one is refused before any request."""
-    source, cal, services, repo = setup
+    source, _cal, services, repo = setup
     with pytest.raises(BadInput):
         services.connect("u", "ivan@yandex.ru", "pw", zone="Mars/Base", profile_zone=None,
                          language="en")
-    assert source.requests == 0 and repo.account("u") is None
+    assert source.requests == 0
+    assert repo.account("u") is None
     account, _ = services.connect("u", "ivan@yandex.ru", "pw", zone="moscow",
                                   profile_zone="Asia/Tokyo", language="en")
     assert account.timezone == "Europe/Moscow"
@@ -55,14 +57,15 @@ def test_zone_argument_wins_and_bad_zone_changes_nothing(setup) -> None:
 
 def test_broken_event_skipped_rest_shown(setup) -> None:
     """One unparseable object is counted and skipped; the other meetings still come back."""
-    source, cal, services, repo = setup
+    source, cal, services, _repo = setup
     services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
     at = NOW + timedelta(hours=3)
     source.put("ivan@yandex.ru", cal, "ok.ics", event("ok", at, at + timedelta(hours=1), "Fine"))
     source.put("ivan@yandex.ru", cal, "bad.ics", event("bad", at, at + timedelta(hours=1), "Bad")
                .replace("DTSTART;TZID=Europe/Moscow:", "DTSTART;TZID=Europe/Moscow:x"))
     found = services.meetings("u", date(2026, 11, 27), date(2026, 11, 27))
-    assert [o.title for o in found.occurrences] == ["Fine"] and found.skipped == 1
+    assert [o.title for o in found.occurrences] == ["Fine"]
+    assert found.skipped == 1
 
 
 def test_commands_need_an_account(setup) -> None:
@@ -77,7 +80,7 @@ def test_commands_need_an_account(setup) -> None:
 
 def test_choose_calendars(setup) -> None:
     """`calendars 1` / `all` choose by number; an out-of-range number changes nothing."""
-    source, cal, services, repo = setup
+    source, _cal, services, repo = setup
     source.add_calendar("ivan@yandex.ru", "events-3", "Home")
     services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
     with pytest.raises(BadInput) as info:
@@ -90,13 +93,14 @@ def test_choose_calendars(setup) -> None:
 
 def test_stored_password_refused_marks_account(setup) -> None:
     """A revoked password on a query marks "needs a new password" and deletes nothing."""
-    source, cal, services, repo = setup
+    source, _cal, services, repo = setup
     services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
     source.set_password("ivan@yandex.ru", "new")
     with pytest.raises(AuthRefused) as info:
         services.meetings("u", date(2026, 11, 27), date(2026, 11, 27))
     assert info.value.key == "error.stored_password_refused"
-    assert repo.account("u").needs_password and repo.calendars("u")  # type: ignore[union-attr]
+    assert repo.account("u").needs_password
+    assert repo.calendars("u")
 
 
 def test_me_address_folds_yandex_domains() -> None:
@@ -109,13 +113,14 @@ def test_connect_again_keeps_settings(setup) -> None:
     """Re-running `connect` for the same login (a new password) keeps settings and choices."""
     from bot.core.model import NotificationSettings
 
-    source, cal, services, repo = setup
+    source, _cal, services, repo = setup
     services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
     repo.set_notifications("u", NotificationSettings(daily_at="07:45", leads=(5,)))
     source.set_password("ivan@yandex.ru", "pw2")
     account, _ = services.connect("u", "ivan@yandex.ru", "pw2", zone=None, profile_zone=None,
                                   language="en")
-    assert account.notifications.daily_at == "07:45" and account.notifications.leads == (5,)
+    assert account.notifications.daily_at == "07:45"
+    assert account.notifications.leads == (5,)
     assert repo.credentials("u").password == "pw2"  # type: ignore[union-attr]
 
 
@@ -143,17 +148,22 @@ def test_connect_with_another_login_keeps_settings_and_takes_its_calendars(setup
     source.add_calendar("anna@yandex.ru", "events-8", "Anna's home")
     account, calendars = services.connect("u", "anna@yandex.ru", "pw-a", zone=None,
                                           profile_zone="Asia/Tokyo", language="en")
-    assert account.login == "anna@yandex.ru" and account.language == "ru"
-    assert account.notifications == settings and account.timezone == "Europe/Moscow"
+    assert account.login == "anna@yandex.ru"
+    assert account.language == "ru"
+    assert account.notifications == settings
+    assert account.timezone == "Europe/Moscow"
     assert EngineStore().status_marker("u") == marker
     assert [(c.name, c.watched) for c in calendars] == [("Anna's", True), ("Anna's home", True)]
-    assert cal not in {c.href for c in repo.calendars("u")} and anna in {
+    assert cal not in {c.href for c in repo.calendars("u")}
+    assert anna in {
         c.href for c in repo.calendars("u")}
     assert repo.credentials("u").password == "pw-a"  # type: ignore[union-attr]
     # nothing of Ivan's calendar is left to remind of, and Anna's is taken in silently
-    assert EngineStore().snapshot("u") == {} and EngineStore().objects("u") == {}
+    assert EngineStore().snapshot("u") == {}
+    assert EngineStore().objects("u") == {}
     state = EngineStore().poll_state("u")
-    assert state.window_end is None and state.unsynced == {c.href for c in calendars}
+    assert state.window_end is None
+    assert state.unsynced == {c.href for c in calendars}
 
 
 def test_connect_again_with_the_same_login_keeps_calendar_choices(setup) -> None:
@@ -189,7 +199,8 @@ def test_reconnect_is_one_transaction(setup, monkeypatch: pytest.MonkeyPatch) ->
         with pytest.raises(RuntimeError):
             change()
         creds = repo.credentials("u")
-        assert creds is not None and (creds.login, creds.password) == ("ivan@yandex.ru", "pw")
+        assert creds is not None
+        assert (creds.login, creds.password) == ("ivan@yandex.ru", "pw")
         assert [c.href for c in repo.calendars("u")] == [cal]
         assert repo.account("u").timezone == "Europe/Moscow"  # type: ignore[union-attr]
 
@@ -201,7 +212,7 @@ def test_check_says_the_status_was_refused(setup) -> None:
     from plugins.calendar import CalendarPlugin
     from storage.engine_store import EngineStore
 
-    source, cal, services, repo = setup
+    _source, _cal, services, repo = setup
     services.connect("u", "ivan@yandex.ru", "pw", zone=None, profile_zone=None, language="en")
     plugin = CalendarPlugin(services, clock=lambda: NOW)
 
@@ -214,7 +225,8 @@ def test_check_says_the_status_was_refused(setup) -> None:
     assert "refused" not in check("en")
     EngineStore().block_status("u")
     assert repo.account("u").status_refused  # type: ignore[union-attr]
-    assert "Mattermost refused" in check("en") and "`status on`" in check("en")
+    assert "Mattermost refused" in check("en")
+    assert "`status on`" in check("en")
     assert "Mattermost отказал" in check("ru")
     assert "status refused by Mattermost" in check("en")  # in the settings line too
     services.set_notifications("u", NotificationSettings())  # `status on` tries again

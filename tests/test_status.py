@@ -223,7 +223,8 @@ def test_long_text_is_cut_like_mattermost_and_still_recognised():
     decision = decide_status(
         [meeting("a", 0, 30)], now=at(5), current=EMPTY, last_set=None, text=long_text
     )
-    assert isinstance(decision, Set) and len(decision.text) == 100
+    assert isinstance(decision, Set)
+    assert len(decision.text) == 100
     mine = BotStatus(STATUS_EMOJI, long_text, at(30))
     current = CurrentStatus("online", STATUS_EMOJI, long_text[:100], at(30))
     assert decide_status([], now=at(26), current=current, last_set=mine, text=long_text) == Clear()

@@ -78,8 +78,10 @@ def test_disconnect_forgets_everything(repo: Repository) -> None:
     _connect(repo, "u1")
     _connect(repo, "u2")
     assert repo.delete_account("u1") is True
-    assert repo.account("u1") is None and repo.calendars("u1") == []
-    assert repo.account("u2") is not None and len(repo.calendars("u2")) == 2
+    assert repo.account("u1") is None
+    assert repo.calendars("u1") == []
+    assert repo.account("u2") is not None
+    assert len(repo.calendars("u2")) == 2
     assert repo.delete_account("u1") is False
 
 
@@ -93,8 +95,10 @@ def test_settings_and_health_updates(repo: Repository) -> None:
     repo.set_needs_password("u1", True)
     account = repo.account("u1")
     assert account is not None
-    assert account.notifications.leads == (10, 1) and account.notifications.daily_at is None
-    assert account.last_sync_at == NOW and account.needs_password
+    assert account.notifications.leads == (10, 1)
+    assert account.notifications.daily_at is None
+    assert account.last_sync_at == NOW
+    assert account.needs_password
     repo.set_credentials("u1", Credentials("ivan@yandex.ru", "new"))
     assert repo.account("u1").needs_password is False  # type: ignore[union-attr]
 
@@ -117,7 +121,8 @@ def test_wal_mode_and_threads(repo: Repository, db_url: str) -> None:
         th.start()
     for th in threads:
         th.join()
-    assert errors == [] and len(repo.accounts()) == 4
+    assert errors == []
+    assert len(repo.accounts()) == 4
 
 
 V1_SCHEMA = """
@@ -179,7 +184,7 @@ def test_key_file_created_once_with_0600(tmp_path: Path) -> None:
     assert mode == 0o600
     assert load_or_create_key(tmp_path / "data") == key
     assert Vault(key).decrypt(Vault(key).encrypt("x")) == "x"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot be decrypted"):
         Vault("other").decrypt(Vault(key).encrypt("x"))
 
 
@@ -428,7 +433,8 @@ def test_schema_upgrade_from_version_2_keeps_the_engine_state(db_url: str) -> No
         store = EngineStore()
         assert set(store.snapshot("u1").values()) == set(occurrences)
         state = store.poll_state("u1")
-        assert state.unsynced == set() and state.rev == 0  # the baseline stays: no re-announce
+        assert state.unsynced == set()  # the baseline stays: no re-announce
+        assert state.rev == 0
         assert state.window_end == NOW + timedelta(days=61)
         assert store.status_marker("u1") == BotStatus(
             "calendar", "На встрече", NOW + timedelta(minutes=40))

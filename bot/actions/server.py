@@ -109,7 +109,7 @@ class HttpEndpoint:
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, host="0.0.0.0", port=self.port)  # noqa: S104
             loop.run_until_complete(site.start())
-        except BaseException as exc:  # noqa: BLE001 - handed to start()
+        except BaseException as exc:  # handed to start()
             ready.set_exception(exc)
             loop.close()
             return

@@ -67,7 +67,7 @@ from caldav.elements.base import BaseElement
 from caldav.lib import error as caldav_error
 from caldav.lib.http_sync import requests as http_library  # niquests (or requests)
 from caldav.response import DAVResponse
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type hints (no stubs here)
+from lxml import etree
 
 from bot.clock import utc_now
 from bot.core.ical_write import PARTSTATS, NoSuchOccurrence, NotInvited, partstat_of, set_partstat
@@ -718,7 +718,7 @@ class YandexCalDAV:
             username=creds.login,
             password=creds.password,
             auth_type="basic",
-            timeout=self._timeout,  # type: ignore[arg-type]  # annotated int, used as float
+            timeout=self._timeout,  # type: ignore[arg-type]  # caldav annotates it int; it is used as a float
             enable_rfc6764=False,
         )
 

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -117,8 +118,9 @@ class MattermostMessenger:
     def posts_since(self, channel_id: str, since: datetime) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for page in range(50):  # at most 10,000 posts: a catch-up window is minutes long
-            answer = self._call("posts_since", lambda page=page: self.driver.posts.get_posts_for_channel(
-                channel_id, params={"since": _millis(since), "page": page, "per_page": _PAGE}))
+            answer = self._call("posts_since", partial(
+                self.driver.posts.get_posts_for_channel, channel_id,
+                params={"since": _millis(since), "page": page, "per_page": _PAGE}))
             posts = answer.get("posts") or {}
             found.update(posts)
             if len(posts) < _PAGE:

@@ -82,7 +82,7 @@ def _observed(connection: Connection) -> type[Websocket]:
     return ObservedWebsocket
 
 
-class ObservingEventHandler(EventHandler):  # type: ignore[misc]
+class ObservingEventHandler(EventHandler):  # type: ignore[misc]  # mmpy_bot is untyped: the base is Any
     """mmpy-bot's event handler, with a websocket that reports to ``connection``."""
 
     def __init__(self, *args: Any, connection: Connection, **kwargs: Any) -> None:

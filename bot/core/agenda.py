@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -48,10 +49,8 @@ def render_line(occ: Occurrence, tz: ZoneInfo, lang: str) -> str:
     """One meeting: time, title, location, Join link, and the user's answer if not accepted."""
     title = escape(occ.title) or "…"
     span = time_span(occ, tz, lang)
-    if occ.cancelled:
-        head = f"~~{span} {title}~~ · {t(lang, 'agenda.cancelled')}"
-    else:
-        head = f"{span} **{title}**"
+    head = (f"~~{span} {title}~~ · {t(lang, 'agenda.cancelled')}" if occ.cancelled
+            else f"{span} **{title}**")
     parts = [head]
     if occ.location.strip() and occ.location.strip() != occ.link:
         parts.append(escape(occ.location))
@@ -59,10 +58,8 @@ def render_line(occ: Occurrence, tz: ZoneInfo, lang: str) -> str:
         parts.append(link(f"**{t(lang, 'agenda.join')}**", occ.link))
     if occ.my_partstat and occ.my_partstat != ACCEPTED and not occ.organized_by_me:
         key = f"partstat.{occ.my_partstat}"
-        try:
+        with contextlib.suppress(KeyError):
             parts.append(f"_{t(lang, key)}_")
-        except KeyError:
-            pass
     return "- " + " · ".join(parts)
 
 

@@ -4,7 +4,8 @@ The poller keeps the previous snapshot (occurrence key → ``Occurrence``) and b
 each poll; ``diff_snapshots`` turns the pair into the notices a user sees: meetings added,
 cancelled, moved or updated, and (for meetings the user organizes) attendees' answers. A
 change is a change of the user-visible ``fingerprint`` only (vdirsyncer's idea: hash the
-normalised content, not the ETag), because Yandex rewrites events by itself (Y8).
+normalised content, not the ETag), because Yandex rewrites stored events by itself while
+nothing visible changes (see docs/yandex-caldav.md).
 
 Grouping keeps a chat quiet: every occurrence of a series touched the same way in one poll
 (the master was edited) makes ONE notice carrying ``count``; several changes to one meeting in
@@ -145,7 +146,7 @@ def fingerprint(occ: Occurrence) -> tuple[object, ...]:
 
     Deliberately absent (they are not even in ``Occurrence``): ETag, DTSTAMP, LAST-MODIFIED
     and SEQUENCE. Yandex rewrites stored events by itself, moving them while nothing visible
-    changed (Y8); the href and the object's ETag change when an event is re-created, too.
+    changed; the href and the object's ETag change when an event is re-created, too.
     """
     return (
         _when(occ),

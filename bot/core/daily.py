@@ -4,7 +4,8 @@ The agenda of local date ``d`` is scheduled at ``d`` + ``plan.at`` in the user's
 resolved across DST (see :func:`scheduled_instant`). At each tick the shell asks
 :func:`agenda_due`; it answers the date to send, or ``None``. The shell stores the date it
 sent as ``last_sent`` in the same transaction as the post, so a restart neither repeats nor
-loses the agenda. An agenda more than ``grace`` late (the bot was down) is skipped (SPEC).
+loses the agenda. An agenda more than ``grace`` late (the bot was down) is skipped, not sent
+long after the morning it was meant for.
 """
 
 from __future__ import annotations

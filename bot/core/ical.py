@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
-import recurring_ical_events  # type: ignore[import-untyped]
+import recurring_ical_events
 
 from bot.core.links import find_join_link, normalise_address, telemost_link
 from bot.core.model import (
@@ -182,6 +182,7 @@ def _top_level_events(cal: _Component) -> list[_Component]:
     return [component for component in cal.subcomponents if component.name == "VEVENT"]
 
 
+# recurring_ical_events is untyped, so the base class is Any (which strict mypy refuses).
 class _TopLevelEvents(recurring_ical_events.SelectComponents):  # type: ignore[misc]
     """The expander's VEVENT selection, limited to ``_top_level_events``.
 
@@ -544,9 +545,9 @@ def _iso_key(value: date) -> str:
 def _shift(start: date, rid: date) -> timedelta | None:
     if isinstance(start, datetime) != isinstance(rid, datetime):
         return None
-    if isinstance(start, datetime) and isinstance(rid, datetime):
-        if (start.tzinfo is None) != (rid.tzinfo is None):
-            return None
+    if (isinstance(start, datetime) and isinstance(rid, datetime)
+            and (start.tzinfo is None) != (rid.tzinfo is None)):
+        return None
     return start - rid
 
 

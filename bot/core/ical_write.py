@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
-import recurring_ical_events  # type: ignore[import-untyped]
+import recurring_ical_events
 
 from bot.core.links import normalise_address
 from bot.core.model import ACCEPTED, DECLINED, NEEDS_ACTION, TENTATIVE
@@ -33,10 +33,10 @@ from bot.errors import IcsError
 
 __all__ = [
     "BOT_PRODID",
-    "NoSuchOccurrence",
-    "NotInvited",
     "PARTSTATS",
     "TELEMOST_REQUIRED",
+    "NoSuchOccurrence",
+    "NotInvited",
     "new_meeting",
     "partstat_of",
     "set_partstat",
@@ -342,7 +342,7 @@ class _Event:
         ``slot`` (in the master's own DTSTART zone/kind)."""
         master_start = self.component["DTSTART"].dt
         start_line = self._own_line("DTSTART")
-        assert start_line is not None  # a series master always has DTSTART
+        assert start_line is not None  # noqa: S101 - a series master always has DTSTART
         start_name, start_params, _ = _split_line(start_line.text)
         new_start = _format_like(slot, master_start)
         copied: list[_Line] = [_Line(self.lines[0].text, self.lines[0].raw)]
@@ -579,7 +579,7 @@ def _format_like(value: date, like: date) -> str:
     if not isinstance(like, datetime):
         day = value.date() if isinstance(value, datetime) else value
         return f"{day:%Y%m%d}"
-    assert isinstance(value, datetime)
+    assert isinstance(value, datetime)  # noqa: S101 - a timed master's slots are datetimes
     if like.tzinfo is None:
         return f"{value:%Y%m%dT%H%M%S}"
     if like.utcoffset() == timedelta(0) and _is_utc(like):

@@ -3,8 +3,8 @@
 Two jobs:
 
 * ``normalise_address`` turns an ORGANIZER/ATTENDEE value or a login into one comparable form:
-  Yandex rewrites addresses (``@ya.ru`` → ``@yandex.ru``, Y11), so "me" must be folded the same
-  way as every attendee.
+  Yandex writes one mailbox under several domains (``@ya.ru``, ``@yandex.com``, …), so "me"
+  must be folded to ``@yandex.ru`` the same way as every attendee (see docs/yandex-caldav.md).
 * ``find_join_link`` picks the video-call link of an event: Telemost's own
   ``X-TELEMOST-CONFERENCE`` first, else the first known video link in CONFERENCE, LOCATION,
   DESCRIPTION, URL. ``URL`` on a Yandex event is the calendar's event page, never the call.
@@ -27,7 +27,7 @@ __all__ = [
 
 TELEMOST_PROPERTY = "X-TELEMOST-CONFERENCE"
 
-# Domains Yandex treats as one mailbox (Y11): the same person may appear under any of them.
+# Domains Yandex treats as one mailbox: the same person may appear under any of them.
 _YANDEX_ALIASES = frozenset(
     {"ya.ru", "yandex.com", "yandex.by", "yandex.kz", "yandex.ua", "narod.ru"}
 )
@@ -104,9 +104,9 @@ def _trim(url: str) -> str:
     """Drop punctuation that belongs to the sentence around a link, not to the link."""
     while url:
         last = url[-1]
-        if last in _TRAILING:
-            url = url[:-1]
-        elif last in _BRACKETS and url.count(_BRACKETS[last]) < url.count(last):
+        # sentence punctuation, or a closing bracket that the link itself did not open
+        if last in _TRAILING or (last in _BRACKETS
+                                 and url.count(_BRACKETS[last]) < url.count(last)):
             url = url[:-1]
         else:
             break

@@ -30,7 +30,7 @@ class Credentials:
 
 @dataclass(frozen=True, slots=True)
 class CalendarInfo:
-    """One event calendar (a CalDAV collection), keyed by href: display names repeat (Y10)."""
+    """One event calendar (a CalDAV collection), keyed by href: display names repeat."""
 
     href: str
     name: str

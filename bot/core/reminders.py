@@ -2,8 +2,8 @@
 
 A reminder for lead ``L`` (minutes) of occurrence ``O`` is *due* while
 ``O.start - L <= now < O.start``. The window stays open until the meeting starts, so a
-reminder whose moment passed while the bot was down is still sent late (SPEC: "still sent if
-the meeting has not started"); once the meeting has started nothing is sent.
+reminder whose moment passed while the bot was down is still sent late, as long as the
+meeting has not started; once the meeting has started nothing is sent.
 
 Every (occurrence key, start, lead) has one stable notice id (:func:`notice_id`). The shell
 records sent ids in the database; ``already`` is that record. A moved meeting gets new ids
@@ -72,7 +72,7 @@ def notice_id(occurrence: Occurrence, lead_minutes: int) -> str:
 
 
 def is_remindable(occurrence: Occurrence) -> bool:
-    """All-day, cancelled and declined occurrences never get a reminder (SPEC)."""
+    """All-day, cancelled and declined occurrences never get a reminder."""
     return not (occurrence.all_day or occurrence.cancelled or occurrence.declined)
 
 

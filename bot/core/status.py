@@ -4,8 +4,8 @@ The shell reads the user's presence and custom status from Mattermost
 (:class:`CurrentStatus`), keeps what the bot itself last set (:class:`BotStatus`), and asks
 :func:`decide_status` what to do: :class:`Keep`, :class:`Set` or :class:`Clear`.
 
-Choices (SPEC: "never tramples a status the user set by hand", "Do Not Disturb is never
-overridden"):
+Choices (the bot never tramples a status the user set by hand, and never overrides Do Not
+Disturb):
 
 - **Whose status is it.** The current status is the bot's when its emoji and text equal
   what the bot last set (text compared after Mattermost's 100-character cut). Any other

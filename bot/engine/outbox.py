@@ -35,7 +35,7 @@ Decorate = Callable[[ClaimedNotice, datetime], Mapping[str, Any] | None]
 
 def retry_delay(attempts: int) -> timedelta:
     """5 s, 10 s, 20 s … capped at 5 minutes (the exponent is capped before it is used)."""
-    return min(FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 10), MAX_RETRY)
+    return min(FIRST_RETRY * (1 << min(max(attempts - 1, 0), 10)), MAX_RETRY)
 
 
 class Sender:
