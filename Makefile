@@ -48,6 +48,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/poll.py
+	$(BIN)/python bench/scale.py
 
 $(LOCK_TOOLS)/bin/pip-compile:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "make lock: needs Python 3.11 (as CI and the image); try PYTHON=python3.11")'

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.ports import Messenger
-from storage.coordination import CoordinationStore
+from bot.stores import Coordination
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def event_body(post: dict[str, Any], channel_type: str, sender: str) -> dict[str
 
 
 class Inbox:
-    def __init__(self, *, store: CoordinationStore, messenger: Messenger, bot_username: str,
+    def __init__(self, *, store: Coordination, messenger: Messenger, bot_username: str,
                  clock: Callable[[], datetime], process_id: str) -> None:
         self.store = store
         self.messenger = messenger

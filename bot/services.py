@@ -36,6 +36,7 @@ from bot.core.sync import ObjectCopy, poll_window
 from bot.core.zones import resolve_zone
 from bot.errors import AuthRefused, BadInput, NotConnected
 from bot.ports import CalendarSource, Profile
+from bot.stores import Notices, Snapshots
 from bot.version import VERSION
 from storage.engine_store import EngineStore
 from storage.outbox import OutboxStore
@@ -79,8 +80,8 @@ class Services:
         *,
         clock: Callable[[], datetime],
         default_timezone: str,
-        store: EngineStore | None = None,
-        outbox: OutboxStore | None = None,
+        store: Snapshots | None = None,
+        outbox: Notices | None = None,
         horizon_days: int = 60,
     ) -> None:
         self.horizon_days = horizon_days
@@ -88,8 +89,8 @@ class Services:
         self.source = source
         self.clock = clock
         self.default_timezone = default_timezone
-        self.store = store or EngineStore()
-        self.outbox = outbox or OutboxStore()
+        self.store: Snapshots = store or EngineStore()
+        self.outbox: Notices = outbox or OutboxStore()
 
     # -- accounts -------------------------------------------------------------------------
     def account(self, user_id: str) -> Account:

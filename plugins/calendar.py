@@ -34,8 +34,9 @@ from bot.core.commands import (
     period_for,
 )
 from bot.core.markdown import code, escape, link, split_message
-from bot.core.model import Account, NotificationSettings, WatchedCalendar
+from bot.core.model import Account, NotificationSettings
 from bot.core.notices import when
+from bot.core.replies import calendar_names, connected_text, describe_notifications
 from bot.core.texts import LANGUAGES, TEXTS, language_of, t
 from bot.engine import Engine
 from bot.errors import BadInput, BotError
@@ -52,31 +53,6 @@ SECRET_COMMANDS = ("connect", "password")
 ORPHAN_SWEEP_SECONDS = 10
 READ_ONLY_COMMANDS = frozenset(
     {"help", "check", "today", "tomorrow", "week", "month", "date", "range", "next"})
-
-
-def describe_notifications(settings: NotificationSettings, lang: str, *,
-                           status_refused: bool = False) -> str:
-    """The settings in one line; ``status_refused``: Mattermost refused the custom status (the
-    bot switched it off), which is said instead of nothing."""
-    parts = []
-    if settings.daily_at:
-        days = t(lang, "notif.weekdays") if settings.daily_weekdays else ""
-        parts.append(t(lang, "notif.daily", time=settings.daily_at, days=days))
-    if settings.leads:
-        parts.append(t(lang, "notif.remind", leads=", ".join(str(v) for v in settings.leads)))
-    if settings.status:
-        parts.append(t(lang, "notif.status"))
-    elif status_refused:
-        parts.append(t(lang, "notif.status_refused"))
-    if settings.changes:
-        parts.append(t(lang, "notif.changes"))
-    if settings.responses:
-        parts.append(t(lang, "notif.responses"))
-    return "; ".join(parts) if parts else t(lang, "notif.none")
-
-
-def calendar_names(calendars: list[WatchedCalendar]) -> str:
-    return ", ".join(escape(c.name) for c in calendars if c.watched) or "—"
 
 
 @dataclass(frozen=True)
@@ -284,15 +260,7 @@ class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plug
             profile_zone=profile.timezone if profile else None,
             language=language,
         )
-        return t(
-            account.language,
-            "connect.done",
-            login=code(account.login),
-            timezone=account.timezone,
-            count=sum(c.watched for c in calendars),
-            names=calendar_names(calendars),
-            notifications=describe_notifications(account.notifications, account.language),
-        )
+        return connected_text(account, calendars)
 
     def cmd_disconnect(self, command: Command, message: Message, lang: str) -> str:
         if self.engine is not None:

@@ -17,22 +17,13 @@ finds every lease its own.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.stores import InboxPost
 from storage.db import is_sqlite, sqlite_write_lock, tuples, write_transaction
 from storage.models import AccountRow, InboxRow, ProcessRow, database
 from storage.repository import to_db_time
-
-
-@dataclass(frozen=True)
-class InboxPost:
-    """A post whose claim this process won (or took over)."""
-
-    post_id: str
-    payload: dict[str, Any]
-    taken_over: bool  # True: another process claimed it first and did not finish
 
 
 class CoordinationStore:

@@ -12,12 +12,12 @@ again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
 from bot.core.model import Notice, Occurrence
 from bot.core.status import BotStatus
 from bot.core.sync import ObjectCopy
+from bot.stores import PollState, StaleSnapshot
 from storage.db import sqlite_write_lock, tuples, write_transaction
 from storage.models import (
     AccountRow,
@@ -30,20 +30,6 @@ from storage.repository import from_db_time, to_db_time
 from storage.serial import dump_occurrence, load_occurrence
 
 StoredObject = ObjectCopy  # the last good copy of a calendar object
-
-
-@dataclass(frozen=True)
-class PollState:
-    """What a poll reads before it asks the server, in one query."""
-
-    watched: list[str]  # hrefs of the watched calendars, in display order
-    unsynced: set[str]  # calendars (watched or not) without a baseline
-    window_end: datetime | None
-    rev: int  # the snapshot revision the poll builds on
-
-
-class StaleSnapshot(Exception):
-    """The snapshot changed (or the lease moved) while the poll ran: nothing was stored."""
 
 
 class EngineStore:

@@ -16,32 +16,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot import metrics
 from bot.core.model import MeetingRef, Notice
+from bot.stores import COVERED, ClaimedNotice
 from storage.db import is_sqlite, sqlite_write_lock, tuples, write_transaction
 from storage.models import AccountRow, NoticeRow, ThreadRow, database
 from storage.repository import from_db_time, to_db_time
-
-
-@dataclass(frozen=True)
-class ClaimedNotice:
-    """A notice this sender holds until ``claim_until``; ``attempts`` counts this claim."""
-
-    pk: int
-    user_id: str
-    notice_id: str
-    kind: str
-    message: str
-    thread_keys: tuple[str, ...]
-    expires_at: datetime | None
-    attempts: int
-    parts: tuple[str, ...]  # post ids of the parts already posted, in order
-    refs: tuple[MeetingRef, ...]
-    actions: tuple[str, ...]
-    created_at: datetime
 
 
 def _dump_ref(ref: MeetingRef) -> dict[str, Any]:
@@ -93,9 +76,6 @@ def _as_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
-COVERED = "covered"
-
-
 class OutboxStore:
     """Every method is one statement or one transaction."""
 
@@ -119,6 +99,12 @@ class OutboxStore:
                 inserted = (NoticeRow.insert_many(rows).on_conflict_ignore()
                             .returning(NoticeRow.notice_id).tuples().execute())
                 recorded[user] = [r[0] for r in inserted]
+        kinds = {(u, n.notice_id): n.kind for u, ns in wanted.items() for n in ns}
+        for user, ids in recorded.items():
+            for notice_id in ids:
+                kind = kinds[(user, notice_id)]
+                if kind != COVERED:
+                    metrics.NOTICES.labels(kind, "recorded").inc()
         return recorded
 
     @staticmethod

@@ -17,7 +17,7 @@ from bot.actions.tokens import ActionToken, Signer
 from bot.core.markdown import escape
 from bot.core.model import ACCEPTED, DECLINED, TENTATIVE, MeetingRef
 from bot.core.texts import t
-from storage.outbox import ClaimedNotice
+from bot.stores import ClaimedNotice
 
 ANSWERS = {"accept": ACCEPTED, "maybe": TENTATIVE, "decline": DECLINED}
 ANSWER_STYLE = {ACCEPTED: "good", TENTATIVE: "default", DECLINED: "danger"}

@@ -28,7 +28,7 @@ from bot.core.texts import TEXTS, language_of, t
 from bot.errors import BadInput, BotError
 from bot.ports import Messenger
 from bot.services import Services
-from storage.outbox import ClaimedNotice
+from bot.stores import ClaimedNotice
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,10 @@ from bot.core.model import Account, NotificationSettings, WatchedCalendar
 from bot.core.texts import t
 
 
-def describe_notifications(settings: NotificationSettings, lang: str) -> str:
+def describe_notifications(settings: NotificationSettings, lang: str, *,
+                           status_refused: bool = False) -> str:
+    """The settings in one line; ``status_refused``: Mattermost refused the custom status (the
+    bot switched it off), which is said instead of nothing."""
     parts = []
     if settings.daily_at:
         days = t(lang, "notif.weekdays") if settings.daily_weekdays else ""
@@ -18,6 +21,8 @@ def describe_notifications(settings: NotificationSettings, lang: str) -> str:
         parts.append(t(lang, "notif.remind", leads=", ".join(str(v) for v in settings.leads)))
     if settings.status:
         parts.append(t(lang, "notif.status"))
+    elif status_refused:
+        parts.append(t(lang, "notif.status_refused"))
     if settings.changes:
         parts.append(t(lang, "notif.changes"))
     if settings.responses:

@@ -25,10 +25,7 @@ from bot.engine.status import StatusKeeper
 from bot.engine.sync import Syncer
 from bot.errors import AuthRefused, CalendarError
 from bot.ports import CalendarSource, Messenger
-from storage.coordination import CoordinationStore
-from storage.engine_store import EngineStore, StaleSnapshot
-from storage.outbox import OutboxStore
-from storage.repository import Repository
+from bot.stores import Accounts, Coordination, Notices, Snapshots, StaleSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +40,10 @@ class Engine:
     def __init__(
         self,
         *,
-        repo: Repository,
-        store: EngineStore,
-        outbox: OutboxStore,
-        coordination: CoordinationStore,
+        repo: Accounts,
+        store: Snapshots,
+        outbox: Notices,
+        coordination: Coordination,
         source: CalendarSource,
         messenger: Messenger,
         clock: Callable[[], datetime],

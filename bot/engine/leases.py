@@ -9,7 +9,7 @@ import math
 from datetime import datetime, timedelta
 
 from bot import metrics
-from storage.coordination import CoordinationStore
+from bot.stores import Coordination
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ EVERY = timedelta(seconds=5)
 
 
 class LeaseKeeper:
-    def __init__(self, store: CoordinationStore, process_id: str, *, ttl: timedelta = TTL,
+    def __init__(self, store: Coordination, process_id: str, *, ttl: timedelta = TTL,
                  every: timedelta = EVERY) -> None:
         self.store = store
         self.process_id = process_id

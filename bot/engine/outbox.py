@@ -18,7 +18,7 @@ from typing import Any
 from bot import metrics
 from bot.core.markdown import split_message
 from bot.ports import Messenger, MessengerError
-from storage.outbox import ClaimedNotice, OutboxStore
+from bot.stores import ClaimedNotice, Notices
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 class Sender:
-    def __init__(self, *, store: OutboxStore, messenger: Messenger,
+    def __init__(self, *, store: Notices, messenger: Messenger,
                  clock: Callable[[], datetime], decorate: Decorate | None = None) -> None:
         self.store = store
         self.messenger = messenger

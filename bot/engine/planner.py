@@ -22,9 +22,7 @@ from datetime import date, datetime, timedelta
 from bot.core.model import Account, Notice, Occurrence
 from bot.core.plan import AccountState, plan_tick
 from bot.core.status import BotStatus
-from storage.engine_store import EngineStore
-from storage.outbox import COVERED, OutboxStore
-from storage.repository import Repository
+from bot.stores import COVERED, Accounts, Notices, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ class StatusCheck:
 
 
 class Planner:
-    def __init__(self, *, repo: Repository, store: EngineStore, outbox: OutboxStore,
+    def __init__(self, *, repo: Accounts, store: Snapshots, outbox: Notices,
                  clock: Callable[[], datetime]) -> None:
         self.repo = repo
         self.store = store

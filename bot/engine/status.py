@@ -18,14 +18,13 @@ from bot.core.model import Account, Notice, Occurrence
 from bot.core.status import BotStatus, Clear, CurrentStatus, Set, decide_status
 from bot.core.texts import t
 from bot.ports import Messenger, StatusRefused
-from storage.engine_store import EngineStore
-from storage.outbox import OutboxStore
+from bot.stores import Notices, Snapshots
 
 log = logging.getLogger(__name__)
 
 
 class StatusKeeper:
-    def __init__(self, *, store: EngineStore, outbox: OutboxStore, messenger: Messenger) -> None:
+    def __init__(self, *, store: Snapshots, outbox: Notices, messenger: Messenger) -> None:
         self.store = store
         self.outbox = outbox
         self.messenger = messenger

@@ -20,8 +20,7 @@ from bot.core.sync import (
 from bot.errors import AuthRefused, CalendarError
 from bot.ports import CalendarSource
 from bot.services import me_address
-from storage.engine_store import EngineStore
-from storage.repository import Repository
+from bot.stores import Accounts, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class Syncer:
     at once (the engine's job set guarantees it in a process; ``commit_poll``'s revision and
     lease check across processes)."""
 
-    def __init__(self, *, repo: Repository, store: EngineStore, source: CalendarSource,
+    def __init__(self, *, repo: Accounts, store: Snapshots, source: CalendarSource,
                  horizon_days: int, process_id: str) -> None:
         self.repo = repo
         self.store = store
