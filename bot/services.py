@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import utc_now
 from bot.core.agenda import next_occurrence, range_bounds
+from bot.core.changes import thread_key
 from bot.core.commands import MeetRequest
 from bot.core.daily import DailyPlan, next_agenda_at, scheduled_instant
+from bot.core.hrefs import new_object_href
 from bot.core.ical import parse_objects, parse_occurrences
 from bot.core.ical_write import new_meeting
 from bot.core.links import normalise_address
@@ -329,12 +331,16 @@ class Services:
         return at
 
     # -- meet ------------------------------------------------------------------------------
-    def meet(self, user_id: str, request: MeetRequest, guests: list[Profile]) -> Occurrence:
+    def meet(self, user_id: str, request: MeetRequest, guests: list[Profile], *,
+             thread_root: str = "") -> Occurrence:
         """Create the meeting in Yandex: the user organizes it, the first watched calendar
         holds it, Yandex makes a Telemost room for it and invites the guests by address.
-        The object as read back goes into the stored snapshot at once, so the bot's own
-        creation never comes back as an "added" notice. Returns the new occurrence (its
-        ``link`` None when Yandex had not added the room yet)."""
+
+        It goes into the stored snapshot before the write (a poll that sees the new object
+        while Yandex is still minting the room must not announce the user's own creation) and
+        again as read back after it; ``thread_root`` becomes the meeting's thread, where a
+        later notice about it (the room's link, when Yandex adds it late) replies. Returns the
+        new occurrence (``link`` None when Yandex had not added the room yet)."""
         account = self.account(user_id)
         creds = self._credentials(user_id)
         tz = ZoneInfo(account.timezone)
@@ -358,21 +364,34 @@ class Services:
                           title=request.title, organizer=me, organizer_name=account.login,
                           guests=addresses, tz=tz, now=now, telemost=True)
         calendar = watched[0].href
+        href = new_object_href(calendar, uid)
+        window_start, window_end = poll_window(now, self.horizon_days)
+
+        def expand(text: str) -> list[Occurrence]:
+            return parse_occurrences(text, calendar=calendar, href=href, start=window_start,
+                                     end=window_end, tz=tz, me=me)
+
+        planned = expand(ics)
+        self.store.apply_local_write(user_id, href, calendar, ObjectCopy(calendar, "", ics),
+                                     planned)
+        if thread_root and planned:
+            self.outbox.set_thread_root(user_id, [thread_key(planned[0])], thread_root)
         try:
             created = self.source.create_event(creds, calendar, uid, ics)
-        except AuthRefused:
-            self.repo.set_needs_password(user_id, True)
-            raise AuthRefused("error.stored_password_refused") from None
-        window_start, window_end = poll_window(now, self.horizon_days)
-        occurrences = parse_occurrences(created.ics, calendar=calendar, href=created.href,
-                                        start=window_start, end=window_end, tz=tz, me=me)
-        self.store.apply_local_write(user_id, created.href, calendar,
+        except Exception as exc:
+            self.store.apply_local_write(user_id, href, calendar, None, [])  # nothing was made
+            if isinstance(exc, AuthRefused):
+                self.repo.set_needs_password(user_id, True)
+                raise AuthRefused("error.stored_password_refused") from None
+            raise
+        occurrences = expand(created.ics)
+        self.store.apply_local_write(user_id, href, calendar,
                                      ObjectCopy(calendar, created.etag, created.ics), occurrences)
         log.info("meet.created user=%s guests=%d link=%s", user_id, len(addresses),
                  bool(occurrences and occurrences[0].link))
-        found = parse_occurrences(created.ics, calendar=calendar, href=created.href,
-                                  start=start - timedelta(minutes=1), end=start + request.duration,
-                                  tz=tz, me=me)
+        found = [o for o in occurrences if o.start == start] or parse_occurrences(
+            created.ics, calendar=calendar, href=href, start=start - timedelta(minutes=1),
+            end=start + request.duration, tz=tz, me=me)
         if not found:
             raise BadInput("error.write_ignored")
         return found[0]

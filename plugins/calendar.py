@@ -20,7 +20,6 @@ from bot.actions.buttons import ANSWERS, scope_text
 from bot.actions.handlers import Actions
 from bot.actions.server import HttpEndpoint
 from bot.core.agenda import render_agenda, render_next
-from bot.core.changes import thread_key
 from bot.core.commands import (
     OFF_WORDS,
     ON_WORDS,
@@ -57,12 +56,10 @@ READ_ONLY_COMMANDS = frozenset(
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer with more than text: buttons (``props``) on its last post, and the meetings
-    whose later notices should thread under it (``thread_keys``)."""
+    """An answer with buttons (``props``) on its last post."""
 
     text: str
     props: dict[str, Any] | None = None
-    thread_keys: tuple[str, ...] = ()
 
 
 class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plugin is Any
@@ -175,9 +172,7 @@ class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plug
             reply = t(lang, "error.internal")
         metrics.COMMANDS.labels(command_name).inc()
         answer = reply if isinstance(reply, Reply) else Reply(reply)
-        posted = self.reply(message, answer.text, root_id, props=answer.props)
-        if posted and answer.thread_keys:
-            self.services.outbox.set_thread_root(message.user_id, answer.thread_keys, posted[0])
+        self.reply(message, answer.text, root_id, props=answer.props)
 
     def reply(self, message: Message, text: str, root_id: str,
               props: dict[str, Any] | None = None) -> list[str]:
@@ -466,7 +461,9 @@ class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plug
             raise BadInput("error.meet_unknown_user", value="@" + unknown[0][:60])
         bot = self.messenger.bot_user_id
         guests = [found[g] for g in request.guests if found[g].username != bot]
-        occurrence = self.services.meet(message.user_id, request, guests)
+        # later notices about the meeting (its link, when Yandex adds it late) join this thread
+        occurrence = self.services.meet(message.user_id, request, guests,
+                                        thread_root=message.reply_id)
         names = ", ".join(escape("@" + g) for g in request.guests) or "—"
         text = t(lang, "meet.done", title=escape(occurrence.title), when=when(occurrence, tz, lang),
                  guests=names)
@@ -474,7 +471,7 @@ class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plug
             text += "\n" + link(f"**{t(lang, 'agenda.join')}**", occurrence.link)
         else:
             text += "\n" + t(lang, "meet.link_later")
-        return Reply(text, thread_keys=(thread_key(occurrence),))
+        return Reply(text)
 
     def cmd_stats(self, command: Command, message: Message, lang: str) -> str:
         """For Mattermost system admins only (their role, read through the API); everyone

@@ -55,10 +55,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import icalendar
 
+from bot.core.hrefs import canonical_href, new_object_href
 from bot.core.ical_write import (
     PARTSTATS,
     NoSuchOccurrence,
@@ -79,14 +80,6 @@ WRITE_FAULTS = frozenset({WRITE_APPLIED_504, WRITE_LOST_504, WRITE_CONFLICT_412}
 TELEMOST_REQUIRED = "X-TELEMOST-REQUIRED"
 TELEMOST_CONFERENCE = "X-TELEMOST-CONFERENCE"
 TELEMOST_ROOM = "https://telemost.yandex.ru/j/{}"
-
-
-def canonical_href(href: str) -> str:
-    """Absolute, percent-encoded path; same rule as the real adapter."""
-    path = urlsplit(href).path if "://" in href else href
-    if not path.startswith("/"):
-        path = "/" + path
-    return quote(unquote(path), safe="/")
 
 
 @dataclass
@@ -342,8 +335,7 @@ class FakeCalendarSource:
             raise ValueError("a UID for a new object must be non-empty and hold no '/'")
         if uid_of(ics) != uid:
             raise ValueError("the object's UID must be the uid argument")
-        href = canonical_href(
-            canonical_href(calendar_href).rstrip("/") + "/" + quote(uid, safe="") + ".ics")
+        href = new_object_href(calendar_href, uid)
         with self._lock:
             self._enter("create_event", creds)
         unsettled = 0

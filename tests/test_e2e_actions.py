@@ -168,6 +168,30 @@ def test_connect_dialog_wrong_then_right_password(world: World) -> None:
                for p in world.fake.posts)
 
 
+def test_password_alone_opens_a_dialog_for_a_new_app_password(world: World) -> None:
+    """`password` alone gives a button; its dialog asks only for the app password, refuses a
+    wrong one beside the field (the old one keeps working) and stores a right one."""
+    world.start()
+    world.connect()
+    reply = world.say("password")
+    world.fake.click(reply["id"], _buttons(reply)["New app password"], world.user)
+    opened = world.fake.dialogs_opened[-1]
+    assert [e["name"] for e in opened["dialog"]["elements"]] == ["password"]
+    assert world.login in opened["dialog"]["introduction_text"]
+    wrong = world.fake.submit_dialog(world.user, {"password": "not-the-one-9"})
+    assert "refused" in wrong["response"]["errors"]["password"]
+    assert "**" in world.say("today")["message"] or "No meetings" in world.say("today")["message"]
+    new = "app-pass-new-secret"
+    world.radicale.add_user(world.login, new)  # the user made a new app password
+    right = world.fake.submit_dialog(world.user, {"password": new})
+    assert right["response"] == {}
+    world.fake.wait_for_post(lambda p: "new app password" in p["message"].lower()
+                             or ("password" in p["message"].lower() and p["id"] != reply["id"]
+                             and p["user_id"] == world.fake.bot_user_id), timeout=15)
+    assert all(new not in p["message"] and "not-the-one-9" not in p["message"]
+               for p in world.fake.posts)
+
+
 def test_click_after_disconnect_and_garbage_are_refused(world: World) -> None:
     """A click on a disconnected user's old button changes nothing; garbage gets 400 and the
     endpoint keeps answering."""

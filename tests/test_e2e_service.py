@@ -168,6 +168,22 @@ def test_meet_creates_the_meeting_with_a_telemost_room_and_guests(world: World) 
     assert not [p for p in world.bot_posts() if "New meeting" in p["message"]]
 
 
+def test_meet_link_that_yandex_adds_late_arrives_in_the_replys_thread(world: World) -> None:
+    """Yandex slow to mint the room: the `meet` reply says the link will follow, and when a
+    poll sees it, the link arrives in the reply's thread; the creation itself is never
+    announced as a new meeting."""
+    world.radicale.quirks.telemost_delay(12)
+    world.start()
+    world.connect()
+    world.wait_synced()
+    reply = world.say("meet tomorrow 11:00 Late room")
+    assert "link is not there yet" in reply["message"]
+    link = world.fake.wait_for_post(lambda p: "telemost.yandex.ru/j/" in p["message"]
+                                    and p["root_id"] == reply["root_id"], timeout=40)
+    assert "Late room" in link["message"]
+    assert not [p for p in world.bot_posts() if "New meeting" in p["message"]]
+
+
 def test_bad_meet_inputs_create_nothing(world: World) -> None:
     """Each bad `meet` gets one line with its reason and the right form; nothing is created."""
     world.fake.add_user("bob-id", "bob", email="bob@yandex.ru")

@@ -59,7 +59,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from caldav.davclient import DAVClient
 from caldav.elements import cdav, dav
@@ -70,6 +70,7 @@ from caldav.response import DAVResponse
 from lxml import etree
 
 from bot.clock import utc_now
+from bot.core.hrefs import canonical_href, new_object_href
 from bot.core.ical_write import PARTSTATS, NoSuchOccurrence, NotInvited, partstat_of, set_partstat
 from bot.core.model import DECLINED, Answered, CalendarInfo, Credentials, RawObject
 from bot.errors import AuthRefused, CalendarError, IcsError, ServerUnavailable
@@ -113,18 +114,6 @@ _UID_LINE = re.compile(r"^UID(?:;[^:\r\n]*)?:(.*?)\r?$", re.IGNORECASE | re.MULT
 
 
 # -- hrefs ------------------------------------------------------------------------------------
-
-
-def canonical_href(href: str) -> str:
-    """The adapter's one spelling of an href: an absolute path, ``@`` as ``%40``.
-
-    Accepts a full URL or a path, encoded or not. caldav hands hrefs back decoded; servers
-    (Yandex, Radicale) hand them out encoded; both end up the same here.
-    """
-    path = urlsplit(href).path if "://" in href else href
-    if not path.startswith("/"):
-        path = "/" + path
-    return quote(unquote(path), safe="/")
 
 
 def _parent_collection(href: str) -> str:
@@ -578,8 +567,7 @@ class YandexCalDAV:
             raise ValueError("a UID for a new object must be non-empty and hold no '/'")
         if _ics_uid(ics) != uid:
             raise ValueError("the object's UID must be the uid argument")
-        path = canonical_href(canonical_href(calendar_href).rstrip("/") + "/"
-                              + quote(uid, safe="") + ".ics")
+        path = new_object_href(calendar_href, uid)
         unsettled = puts = 0
         stored: RawObject | None = None
         with self._pool.lease(creds) as client:
