@@ -114,13 +114,9 @@ def build_actions(config: Config, services: Services, messenger: Messenger) -> A
     signer = Signer(secret_key(config))
 
     def language(user: str) -> str:
-        account = services.repo.account(user)
-        return account.language if account else "en"
+        return services.language(user, lambda: messenger.profile(user).locale)
 
-    def zone(user: str) -> str:
-        account = services.repo.account(user)
-        return account.timezone if account else config.default_timezone
-
-    buttons = Buttons(signer=signer, actions_url=config.actions_url, language=language, zone=zone)
+    buttons = Buttons(signer=signer, actions_url=config.actions_url, language=language,
+                      zone=services.zone)
     return Actions(services=services, signer=signer, buttons=buttons, messenger=messenger,
                    clock=utc_now, actions_url=config.actions_url)

@@ -35,6 +35,7 @@ from bot.core.model import (
 )
 from bot.core.reminders import next_reminder
 from bot.core.sync import ObjectCopy, poll_window
+from bot.core.texts import language_of
 from bot.core.zones import resolve_zone
 from bot.errors import AuthRefused, BadInput, NotConnected
 from bot.ports import CalendarSource, Profile
@@ -100,6 +101,23 @@ class Services:
         if account is None:
             raise NotConnected()
         return account
+
+    def language(self, user_id: str, locale: Callable[[], str | None]) -> str:
+        """The user's reply language: the account's, else from the Mattermost profile's
+        locale (``locale()`` reads it; a failure to read it means English)."""
+        account = self.repo.account(user_id)
+        if account is not None:
+            return account.language
+        try:
+            return language_of(locale())
+        except Exception:
+            log.warning("profile.read_failed user=%s", user_id)
+            return "en"
+
+    def zone(self, user_id: str) -> str:
+        """The user's time zone: the account's, else the default one."""
+        account = self.repo.account(user_id)
+        return account.timezone if account else self.default_timezone
 
     def _credentials(self, user_id: str) -> Credentials:
         try:

@@ -195,14 +195,7 @@ class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plug
         return posted
 
     def _language(self, user_id: str) -> str:
-        account = self.services.repo.account(user_id)
-        if account is not None:
-            return account.language
-        try:
-            return language_of(self.messenger.profile(user_id).locale)
-        except Exception:
-            log.warning("profile.read_failed user=%s", user_id)
-            return "en"
+        return self.services.language(user_id, lambda: self.messenger.profile(user_id).locale)
 
     def _protect_secret(self, message: Message, command: Command, lang: str) -> str:
         """A message holding an app password: refuse it outside a DM, and delete it where the

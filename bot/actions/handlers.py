@@ -56,17 +56,10 @@ class Actions:
 
     # -- shared -------------------------------------------------------------------------------
     def language(self, user_id: str) -> str:
-        account = self.services.repo.account(user_id)
-        if account is not None:
-            return account.language
-        try:
-            return language_of(self.messenger.profile(user_id).locale)
-        except Exception:
-            return "en"
+        return self.services.language(user_id, lambda: self.messenger.profile(user_id).locale)
 
     def zone(self, user_id: str) -> str:
-        account = self.services.repo.account(user_id)
-        return account.timezone if account else self.services.default_timezone
+        return self.services.zone(user_id)
 
     def verify(self, click: Click, action: str) -> ActionToken | dict[str, Any]:
         """The token, or the refusal to answer with."""
