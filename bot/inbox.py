@@ -69,9 +69,16 @@ class Inbox:
         since = since or now - CATCH_UP
         answered = 0
         for channel_id, channel_type in self.messenger.channels_active_since(since):
-            posts = [p for p in self.messenger.posts_since(channel_id, since) if self._wanted(
-                p, channel_type)]
+            everything = self.messenger.posts_since(channel_id, since)
+            posts = [p for p in everything if self._wanted(p, channel_type)]
+            # Answered already: claimed in the inbox, or replied to (a reply carries the post's
+            # id in its props, or has it as its thread root) by a version of the bot without
+            # an inbox.
             known = self.store.known_posts([str(p["id"]) for p in posts])
+            for own in everything:
+                if own.get("user_id") == self.messenger.bot_user_id:
+                    known.add(str((own.get("props") or {}).get(REPLY_PROP) or ""))
+                    known.add(str(own.get("root_id") or ""))
             for post in posts:
                 if str(post["id"]) in known:
                     continue

@@ -66,7 +66,7 @@ class Sender:
         sent_at = self.clock()
         self.store.mark_sent(notice.pk, first, sent_at)
         metrics.NOTICES.labels(notice.kind, "sent").inc()
-        if notice.kind == "reminder" and notice.expires_at is not None:
+        if notice.notice_id.startswith("rem|") and notice.expires_at is not None:
             lead = notice.notice_id.rsplit("|", 1)[-1]
             if lead.isdigit():
                 due = notice.expires_at - timedelta(minutes=int(lead))
