@@ -10,23 +10,27 @@ What runs, as in production:
 
 - Radicale + ``YandexQuirks`` in a **child process** (``bench.common.ServerProcess``), so this
   process's CPU time is the bot's only;
-- the real ``Engine`` with the real ``YandexCalDAV`` adapter, a real SQLite file, the real
-  wall clock (``bot.clock.utc_now``), INFO logging to a file;
+- the real ``Engine`` (built as ``bot.app`` builds it: ``EngineStore``, ``OutboxStore``,
+  ``CoordinationStore``, one process id; ``YC_HORIZON_DAYS`` of the bot's default) with the
+  real ``YandexCalDAV`` adapter, a real SQLite file (``--database postgresql``: a fresh
+  database on the embedded PostgreSQL of ``tests.pg``), the real wall clock
+  (``bot.clock.utc_now``), INFO logging to a file;
 - the tick driven like mmpy-bot does it: ``Engine.register`` puts one job on a private
   ``schedule.Scheduler()``, and one thread loops ``sleep(SCHEDULER_PERIOD); run_pending()``
   with ``SCHEDULER_PERIOD = min(1.0, tick)`` (``bot.app.mmpy_settings``);
-- a messenger standing in for Mattermost: every call takes ``--post-latency-ms``, every DM is
-  recorded with the wall time it was accepted.
+- a messenger standing in for Mattermost (``bench.common.BenchMessenger``, a
+  ``bot.ports.Messenger``): every call takes ``--post-latency-ms``, every DM is recorded with
+  the wall time it was accepted.
 
 The scenario: N accounts are connected (``Services.connect``), each with a meeting whose
-reminder (start − 10 min) falls inside the run, spread evenly from ``--lead-in`` seconds
+reminder (start - 10 min) falls inside the run, spread evenly from ``--lead-in`` seconds
 after the engine starts (so every account has been polled once first: about 0.15 s per
 account here, Radicale being the bottleneck) to shortly before the end,
 plus background meetings that must not fire: a daily series, a weekly series, yesterday's and
 tomorrow's meetings, an all-day event, for some accounts a meeting in progress (sets the
 custom status), a cancelled and a declined meeting due inside the run, a second calendar.
 
-Lateness = the post's arrival − the reminder's due time, in seconds; a reminder that never
+Lateness = the post's arrival - the reminder's due time, in seconds; a reminder that never
 arrives counts as infinitely late. CPU per tick = ``time.thread_time()`` around each
 ``tick()`` call in the ticking thread (the decisions, SQLite reads and writes, dispatch);
 polls and posts run on the engine's pools and show in the process total.
@@ -38,8 +42,10 @@ The last line reads ``reminder-bench: accounts=N p50=… p99=… max=… cpu_per
 from __future__ import annotations
 
 import argparse
+import bisect
 import cProfile
 import io
+import itertools
 import logging
 import math
 import os
@@ -54,7 +60,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,18 +72,24 @@ if str(ROOT) not in sys.path:  # run as a script: bench/ is sys.path[0], not the
 
 import schedule  # noqa: E402
 
-from bench.common import ServerProcess, cpu_seconds, rss_peak_mb  # noqa: E402
+from bench.common import (  # noqa: E402
+    BenchMessenger,
+    ServerProcess,
+    bench_database,
+    build_engine,
+    cpu_seconds,
+    postgres_pid,
+    process_tree_cpu,
+    rss_peak_mb,
+)
 from bot.adapters.caldav_client import YandexCalDAV  # noqa: E402
-from bot.adapters.mattermost import Profile  # noqa: E402
 from bot.clock import utc_now  # noqa: E402
 from bot.config import FIELDS  # noqa: E402
 from bot.core.model import NotificationSettings  # noqa: E402
-from bot.engine import Engine  # noqa: E402
 from bot.logs import RedactingFilter  # noqa: E402
 from bot.services import Services  # noqa: E402
 from storage.crypto import Vault  # noqa: E402
 from storage.db import open_database  # noqa: E402
-from storage.engine_store import EngineStore  # noqa: E402
 from storage.models import AccountRow  # noqa: E402
 from storage.repository import Repository  # noqa: E402
 from tests.ics_builder import MSK, VTIMEZONE, event  # noqa: E402
@@ -96,51 +108,7 @@ FIRST_ROUND_PER_ACCOUNT = 0.18
 
 # -- the stand-in for Mattermost -------------------------------------------------------------
 
-
-@dataclass
-class TimedMessenger:
-    """Accepts every call after ``latency`` seconds; records each DM with its arrival time."""
-
-    latency: float = 0.0
-    posts: list[tuple[float, str, str]] = field(default_factory=list)  # (epoch, user, text)
-    status_calls: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    _custom: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def _wait(self) -> None:
-        if self.latency:
-            time.sleep(self.latency)
-
-    def direct(self, user_id: str, message: str, root_id: str = "") -> list[str]:
-        self._wait()
-        with self.lock:
-            self.posts.append((time.time(), user_id, message))
-            return [f"p{len(self.posts)}"]
-
-    def profile(self, user_id: str) -> Profile:
-        self._wait()
-        with self.lock:
-            custom = self._custom.get(user_id)
-        return Profile(timezone=None, locale="en", custom_status=custom)
-
-    def presence(self, user_id: str) -> str:
-        self._wait()
-        return "online"
-
-    def set_custom_status(self, user_id: str, emoji: str, text: str,
-                          expires_at: datetime) -> None:
-        self._wait()
-        with self.lock:
-            self.status_calls["set"] += 1
-            self._custom[user_id] = {
-                "emoji": emoji, "text": text,
-                "expires_at": expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-
-    def clear_custom_status(self, user_id: str) -> None:
-        self._wait()
-        with self.lock:
-            self.status_calls["clear"] += 1
-            self._custom.pop(user_id, None)
+TimedMessenger = BenchMessenger  # every call after ``latency`` seconds; DMs with arrival times
 
 
 # -- the tick, timed, on a schedule loop like mmpy-bot's -----------------------------------
@@ -212,7 +180,7 @@ class StackSampler(threading.Thread):
         me = threading.get_ident()
         while not self.stopping.is_set():
             names = {t.ident: t.name for t in threading.enumerate()}
-            for ident, frame in sys._current_frames().items():  # noqa: SLF001
+            for ident, frame in sys._current_frames().items():
                 if ident == me or ident not in names:
                     continue
                 stack = []
@@ -427,9 +395,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.add_argument("--profile", metavar="FILE",
                         help="cProfile every tick() into FILE and print the top functions")
-    parser.add_argument("--sqlite-lock", choices=("deferred", "immediate"), default="deferred",
-                        help="experiment: 'immediate' opens every SQLite transaction with "
-                             "BEGIN IMMEDIATE (the proposed storage fix); default = as shipped")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="a SQLite file (default) or a fresh database on the embedded "
+                             "PostgreSQL (tests.pg; its server CPU is reported apart)")
+    parser.add_argument("--horizon", type=int, default=FIELDS["YC_HORIZON_DAYS"][1],
+                        help="YC_HORIZON_DAYS (default: the bot's)")
     parser.add_argument("--sample", action="store_true",
                         help="sample every thread's stack (wall clock) and print the hot spots")
     parser.add_argument("--seed", type=int, default=1)
@@ -452,14 +422,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    rng = random.Random(args.seed)
+    rng = random.Random(args.seed)  # noqa: S311 - calendar data, not secrets
     work_dir = Path(tempfile.mkdtemp(prefix="reminder-bench-"))
     warnings = setup_logging(work_dir / "bot.log", args.log_level)
     logging.getLogger("bench").setLevel(logging.INFO)
     say(f"config: accounts={args.accounts} duration={args.duration:g}s "
         f"tick={args.tick:g}s poll={args.poll}s workers={args.workers} "
         f"post_latency={args.post_latency_ms:g}ms burst={args.burst:g} "
-        f"sqlite_lock={args.sqlite_lock} load={os.getloadavg()[0]:.2f} dir={work_dir}")
+        f"horizon={args.horizon}d database={args.database} "
+        f"load={os.getloadavg()[0]:.2f} dir={work_dir}")
     try:
         return run(args, rng, work_dir, warnings)
     finally:
@@ -470,11 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace, rng: random.Random, work_dir: Path,
         warnings: CountingHandler) -> int:
     accounts = make_accounts(args.accounts, rng)
-    db = open_database(f"sqlite:///{work_dir / 'bot.db'}")
-    if args.sqlite_lock == "immediate":
-        # what `SqliteDatabase(..., lock_type="IMMEDIATE")` in storage/db.py would do
-        db._lock_type = "IMMEDIATE"  # type: ignore[attr-defined]  # noqa: SLF001
-    repo = Repository(Vault("bench-secret"))
+    url = bench_database(args.database, work_dir)
+    db = open_database(url)
+    pg_pid = postgres_pid(url)
+    repo = Repository(Vault("bench-secret"), clock=utc_now)
     with ServerProcess() as server:
         # -- seed Radicale, connect every account ------------------------------------------
         clock0 = time.perf_counter()
@@ -487,7 +457,11 @@ def run(args: argparse.Namespace, rng: random.Random, work_dir: Path,
         seeded = time.perf_counter() - clock0
 
         source = YandexCalDAV(server.url, timeout=15.0)
-        services = Services(repo, source, clock=utc_now, default_timezone="Europe/Moscow")
+        messenger = TimedMessenger(latency=args.post_latency_ms / 1000)
+        engine = build_engine(repo, source, messenger, clock=utc_now, poll_seconds=args.poll,
+                              horizon_days=args.horizon, workers=args.workers)
+        services = Services(repo, source, clock=utc_now, default_timezone="Europe/Moscow",
+                            store=engine.store, outbox=engine.outbox)
         clock0 = time.perf_counter()
 
         def connect(account: tuple[str, str, str, str]) -> None:
@@ -526,10 +500,6 @@ def run(args: argparse.Namespace, rng: random.Random, work_dir: Path,
             f"+{first_due - t0:.0f}s to +{last_due - t0:.0f}s")
 
         # -- the engine, ticking like inside mmpy-bot ------------------------------------
-        messenger = TimedMessenger(latency=args.post_latency_ms / 1000)
-        engine = Engine(repo=repo, store=EngineStore(), source=source,
-                        messenger=lambda: messenger, clock=utc_now, poll_seconds=args.poll,
-                        workers=args.workers)
         profiler = cProfile.Profile() if args.profile else None
         timed = TimedTick(engine.tick, profiler)
         engine.tick = timed  # type: ignore[method-assign]  # register() schedules self.tick
@@ -539,6 +509,7 @@ def run(args: argparse.Namespace, rng: random.Random, work_dir: Path,
         try:
             time.sleep(max(0.0, t0 - time.time()))
             cpu0, server_cpu0 = cpu_seconds(), server.cpu()
+            pg_cpu0 = process_tree_cpu(pg_pid) if pg_pid else 0.0
             server.reset_counters()
             engine.register(scheduler, args.tick)
             loop.start()
@@ -551,6 +522,7 @@ def run(args: argparse.Namespace, rng: random.Random, work_dir: Path,
             engine.drain(timeout=30)
             run_end = time.time()
             cpu_bot, server_cpu = cpu_seconds() - cpu0, server.cpu() - server_cpu0
+            pg_cpu = process_tree_cpu(pg_pid) - pg_cpu0 if pg_pid else None
             counters = server.counters()
         finally:
             loop.stopping.set()
@@ -586,7 +558,7 @@ def run(args: argparse.Namespace, rng: random.Random, work_dir: Path,
     cpu_ms = [s.cpu * 1000 for s in ticks]
     wall_ms = [s.wall * 1000 for s in ticks]
     starts = [s.started for s in timed.samples]
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     span = run_end - t0
 
     round_text = f"+{first_round:.1f}s" if first_round is not None else "NOT within the run"
@@ -601,6 +573,18 @@ def run(args: argparse.Namespace, rng: random.Random, work_dir: Path,
             "accounts not yet polled count as late (raise --lead-in to see a running bot)")
     say(f"lateness s: p50={fmt(p50)} p90={fmt(p90)} p99={fmt(p99)} max={fmt(worst)} "
         f"min={fmt(min(lateness))}")
+    starts = sorted(s.started for s in timed.samples)
+    waits, after = [], []
+    for key, moment in due.items():
+        k = bisect.bisect_left(starts, moment)
+        if key in arrivals and k < len(starts) and starts[k] <= arrivals[key]:
+            waits.append(starts[k] - moment)  # the reminder waited for this tick
+            after.append(arrivals[key] - starts[k])  # then: decided, recorded, claimed, posted
+    if waits:
+        say(f"  of which waiting for the next tick: p50={fmt(percentile(waits, 0.5))} "
+            f"p99={fmt(percentile(waits, 0.99))}; from that tick's start to the post: "
+            f"p50={fmt(percentile(after, 0.5))} p99={fmt(percentile(after, 0.99))} "
+            f"max={fmt(max(after))}")
     if settled and len(settled) < len(lateness):
         say(f"lateness s, the {len(settled)} due after the first poll round: "
             f"p50={fmt(percentile(settled, 0.5))} p99={fmt(percentile(settled, 0.99))} "
@@ -614,7 +598,8 @@ def run(args: argparse.Namespace, rng: random.Random, work_dir: Path,
         f"p50={percentile(wall_ms, 0.5):.1f} p99={percentile(wall_ms, 0.99):.1f} "
         f"max={max(wall_ms):.1f}; all ticks max={max(s.wall for s in timed.samples) * 1000:.1f}")
     say(f"process cpu: bot {cpu_bot:.1f}s over {span:.0f}s ({100 * cpu_bot / span:.0f}% of a "
-        f"core; ticks {sum(s.cpu for s in timed.samples):.1f}s), radicale {server_cpu:.1f}s; "
+        f"core; ticks {sum(s.cpu for s in timed.samples):.1f}s), radicale {server_cpu:.1f}s"
+        f"{'' if pg_cpu is None else f', postgresql {pg_cpu:.1f}s'}; "
         f"bot rss peak {rss_peak_mb():.0f} MB")
     if warnings.counts:
         say("warnings: " + " ".join(f"{k}={v}" for k, v in warnings.counts.most_common()))
