@@ -647,9 +647,9 @@ def profile_idle(args: argparse.Namespace, server: ServerProcess, accounts: list
 
     say(f"\n== where the CPU of an idle poll goes: {n} idle polls one by one in this process "
         "(thread CPU; the ctag did not move) ==")
-    thrash = ("a new DAVClient and connection every poll" if n > 64
+    thrash = ("a new DAVClient and connection every poll" if n > source._pool._size
               else "the sample fits: no misses")
-    say(f"client LRU as shipped (max_clients=64, {n} accounts: {thrash}): "
+    say(f"client LRU as shipped (max_clients={source._pool._size}, {n} accounts: {thrash}): "
         f"{figures['idle_miss']:.2f} ms; LRU holding every account: "
         f"{figures['idle_hit']:.2f} ms (PostgreSQL server {figures['idle_miss_db']:.2f} ms, "
         f"Radicale {figures['idle_miss_server']:.2f} ms, {figures['idle_miss_requests']:.2f} "

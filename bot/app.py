@@ -70,7 +70,9 @@ def mmpy_settings(config: Config) -> Settings:
         BOT_TOKEN=config.bot_token,
         BOT_TEAM=config.bot_team,
         SSL_VERIFY=config.ssl_verify,
-        SCHEDULER_PERIOD=min(1.0, config.tick_seconds),
+        # how often mmpy-bot's scheduler thread looks for due jobs: the tick runs within this
+        # of its time (a 1 s period would let a 1 s tick drift to 2 s)
+        SCHEDULER_PERIOD=min(0.2, config.tick_seconds / 4),
     )
 
 

@@ -60,6 +60,7 @@ class ClaimedNotice:
     refs: tuple[MeetingRef, ...]
     actions: tuple[str, ...]
     created_at: datetime
+    not_before: datetime | None = None  # not to be posted before this (a reminder's due time)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Snapshots(Protocol):
         ``process_id``'s."""
         ...
 
-    def touch_sync(self, user_id: str, now: datetime) -> None: ...
+    def touch_sync(self, users: Iterable[str], now: datetime) -> None: ...
     def apply_local_write(self, user_id: str, href: str, calendar: str,
                           stored: ObjectCopy | None, occurrences: list[Occurrence]) -> None: ...
     def status_marker(self, user_id: str) -> BotStatus | None: ...
@@ -128,9 +129,9 @@ class Notices(Protocol):
     def recorded_ids(self, users: Iterable[str], prefix: str,
                      since: datetime) -> dict[str, set[str]]: ...
     def claim(self, process_id: str, now: datetime, *, limit: int = 100,
-              hold: timedelta = ...) -> list[ClaimedNotice]:
-        """Due notices nobody holds (or whose claim expired), an account's threaded ones
-        only in order; no two senders get the same one."""
+              hold: timedelta = ..., ahead: timedelta = ...) -> list[ClaimedNotice]:
+        """Notices due by ``now + ahead`` that nobody holds (or whose claim expired), an
+        account's threaded ones only in order; no two senders get the same one."""
         ...
 
     def add_part(self, pk: int, post_id: str) -> None: ...

@@ -87,7 +87,10 @@ class CoordinationStore:
 
     def take_dirty(self, process_id: str) -> set[str]:
         """Accounts of this holder whose settings changed since it last looked (the flag is
-        cleared in the same statement)."""
+        cleared in the same statement). Nothing changed: one read, no write."""
+        if not AccountRow.select(AccountRow.id).where(
+                (AccountRow.owner == process_id) & (AccountRow.dirty == True)).exists():  # noqa: E712
+            return set()
         with sqlite_write_lock():
             rows = (AccountRow.update(dirty=False)
                     .where((AccountRow.owner == process_id) & (AccountRow.dirty == True))  # noqa: E712
@@ -95,7 +98,12 @@ class CoordinationStore:
             return {r[0] for r in rows}
 
     def take_poll_requests(self, process_id: str, now: datetime) -> set[str]:
-        """Accounts of this holder for which a poll was asked (``poll_due_at`` passed)."""
+        """Accounts of this holder for which a poll was asked (``poll_due_at`` passed).
+        None asked: one read, no write."""
+        if not AccountRow.select(AccountRow.id).where(
+                (AccountRow.owner == process_id)
+                & (AccountRow.poll_due_at <= to_db_time(now))).exists():
+            return set()
         with sqlite_write_lock():
             rows = (AccountRow.update(poll_due_at=None)
                     .where((AccountRow.owner == process_id)

@@ -170,11 +170,15 @@ class EngineStore:
                                     OccurrenceRow.data])
              .execute())
 
-    def touch_sync(self, user_id: str, now: datetime) -> None:
-        """An idle poll: only the sync time moves (as commit_poll would set it)."""
+    def touch_sync(self, users: Iterable[str], now: datetime) -> None:
+        """Idle polls: only the sync time moves (as commit_poll would set it), for several
+        accounts in one UPDATE."""
+        wanted = list(users)
         with sqlite_write_lock():
-            AccountRow.update(last_sync_at=to_db_time(now), auth_notice_sent=False,
-                              needs_password=False).where(AccountRow.mm_user_id == user_id).execute()
+            for batch in range(0, len(wanted), 500):
+                AccountRow.update(last_sync_at=to_db_time(now), auth_notice_sent=False,
+                                  needs_password=False).where(
+                    AccountRow.mm_user_id.in_(wanted[batch:batch + 500])).execute()
 
     def apply_local_write(self, user_id: str, href: str, calendar: str,
                           stored: StoredObject | None, occurrences: list[Occurrence]) -> None:

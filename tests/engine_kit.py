@@ -164,7 +164,7 @@ def make_engine(repo: Repository, source: Any, clock: ManualClock,
     engine = Engine(repo=repo, store=store, outbox=outbox, coordination=CoordinationStore(),
                     source=source, messenger=messenger, clock=clock,
                     process_id=f"test-{next(_engines)}", poll_seconds=poll_seconds,
-                    horizon_days=horizon_days, workers=2)
+                    horizon_days=horizon_days, workers=2, lookahead=timedelta(0))
     return engine, services
 
 

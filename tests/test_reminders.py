@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.core.model import CANCELLED, DECLINED, TENTATIVE, Occurrence
+from bot.core.model import CANCELLED, DECLINED, TENTATIVE, NotificationSettings, Occurrence
 from bot.core.reminders import (
     Reminder,
     due_reminders,
@@ -377,3 +377,23 @@ def test_each_notice_sent_exactly_once_over_any_tick_sequence(meetings, leads, t
         count = reminders_per_version.get(version_key, 0)
         assert (count >= 1) == (is_remindable(version) and in_window)
         assert count <= len(lead_set)
+
+
+def test_plan_tick_decides_a_reminder_within_the_lookahead_with_its_due_time() -> None:
+    """With a lookahead, a reminder due in one second is decided now and carries its due
+    time as ``not_before``; the next wake-up comes a lookahead before the next due time."""
+    from bot.core.model import Account
+    from bot.core.plan import AccountState, plan_tick
+
+    start = datetime(2026, 11, 27, 8, 10, tzinfo=UTC)
+    occ = Occurrence(calendar="/c/", uid="u", recurrence_id="", start=start,
+                     end=start + timedelta(minutes=30), all_day=False, title="Standup")
+    account = Account(user_id="u1", login="i@yandex.ru", timezone="Europe/Moscow",
+                      language="en", notifications=NotificationSettings(daily_at=None,
+                                                                         leads=(10, 1)))
+    state = AccountState(account, [occ], set(), None, None, fresh=True)
+    now = start - timedelta(minutes=10, seconds=1)
+    early = plan_tick(state, now, lookahead=timedelta(seconds=2))
+    assert [n.not_before for n in early.notices] == [start - timedelta(minutes=10)]
+    assert plan_tick(state, now).notices == []
+    assert early.wake_at == start - timedelta(minutes=1, seconds=2)

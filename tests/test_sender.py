@@ -211,3 +211,24 @@ def test_expired_reminder_is_dropped_not_sent(kit: Kit) -> None:
     assert row.dropped
     assert row.drop_reason == "expired"
     assert kit.messenger.posts == []
+
+
+def test_a_notice_claimed_early_is_posted_at_its_due_time(kit: Kit) -> None:
+    """A reminder decided two seconds ahead is claimed ahead, then the sender waits until its
+    ``not_before`` before posting: not early, and not a tick late."""
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        kit.clock.advance(seconds=seconds)
+
+    kit.sender.sleep = sleep
+    due = NOW + timedelta(seconds=2)
+    kit.record(Notice("rem|x|10", "reminder", "⏰ In 10 min: Standup", expires_at=due
+                      + timedelta(minutes=10), not_before=due))
+    assert kit.outbox.claim("proc", NOW) == []  # not due yet
+    claimed = kit.outbox.claim("proc", NOW, ahead=timedelta(seconds=2))
+    assert [c.not_before for c in claimed] == [due]
+    kit.sender.send(claimed[0])
+    assert waited == [2.0]
+    assert kit.messenger.posts[0]["at"] == due

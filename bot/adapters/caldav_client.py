@@ -271,7 +271,9 @@ class YandexCalDAV:
     ``retries`` is the number of attempts per HTTP request (1 = no retry); between attempts
     it sleeps ``backoff * 2**(attempt-1)`` seconds capped at ``max_backoff``, with jitter
     (half fixed, half random). ``max_concurrency`` caps requests in flight across all
-    accounts; ``max_clients`` is the size of the per-credentials client LRU. Writes are
+    accounts; ``max_clients`` is the size of the per-credentials client LRU: one kept client
+    per account polled, since a cache smaller than the accounts a process holds makes every
+    poll open a new connection (a TLS handshake at Yandex), at about 60 KB a client. Writes are
     never retried by that loop (see the module docstring); ``clock`` gives DTSTAMP of the
     overrides an answer creates; ``room_wait`` bounds the wait for a new meeting's Telemost
     link.
@@ -287,7 +289,7 @@ class YandexCalDAV:
         max_backoff: float = 8.0,
         sleep: Callable[[float], object] = time.sleep,
         max_concurrency: int = 8,
-        max_clients: int = 64,
+        max_clients: int = 4096,
         batch_size: int = MULTIGET_BATCH,
         relist_seconds: float = RELIST_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,

@@ -5,7 +5,7 @@ and when anything can next be due. Pure: the account's stored state and ``now`` 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,11 +39,16 @@ class TickPlan:
     wake_at: datetime | None = None  # nothing above can change before this
 
 
-def plan_tick(state: AccountState, now: datetime) -> TickPlan:
-    """Reminders due now, the agenda if due, the wanted status and the next wake-up.
+def plan_tick(state: AccountState, now: datetime, *,
+              lookahead: timedelta = timedelta(0)) -> TickPlan:
+    """Reminders due now (or within ``lookahead``), the agenda if due, the wanted status and
+    the next wake-up.
 
-    The agenda waits for a poll since the start (``fresh``): built from the snapshot stored
-    before the bot went down, it could list a meeting deleted meanwhile.
+    A reminder due within ``lookahead`` is decided now and carries its due time as
+    ``not_before``: the sender posts it at that moment instead of at the first tick after it,
+    so the tick's period does not add to its lateness. The agenda waits for a poll since the
+    start (``fresh``): built from the snapshot stored before the bot went down, it could list
+    a meeting deleted meanwhile.
     """
     account = state.account
     tz = ZoneInfo(account.timezone)
@@ -51,9 +56,13 @@ def plan_tick(state: AccountState, now: datetime) -> TickPlan:
     notices: list[Notice] = []
     covered: list[str] = []
     if settings.leads:
-        for rem in due_reminders(state.upcoming, leads=settings.leads, now=now,
+        at = now + lookahead
+        for rem in due_reminders(state.upcoming, leads=settings.leads, now=at,
                                  already=state.reminded):
-            notices.append(reminder_notice(rem, tz, account.language, now))
+            notice = reminder_notice(rem, tz, account.language, max(now, rem.due_at))
+            if rem.due_at > now:
+                notice = replace(notice, not_before=rem.due_at)
+            notices.append(notice)
             covered += [c for c in rem.covers if c != rem.notice_id]
     if settings.daily_at and state.fresh:
         plan = DailyPlan(time.fromisoformat(settings.daily_at), settings.daily_weekdays)
@@ -65,20 +74,21 @@ def plan_tick(state: AccountState, now: datetime) -> TickPlan:
                 expires_at=now + AGENDA_GRACE))
     status_end = busy_block_end(state.upcoming, now=now) if settings.status else None
     return TickPlan(notices=notices, covered=covered, status_end=status_end,
-                    wake_at=next_wake(state, now))
+                    wake_at=next_wake(state, now, lookahead=lookahead))
 
 
-def next_wake(state: AccountState, now: datetime) -> datetime:
-    """The first moment after ``now`` at which a reminder, the agenda or the busy block can
-    change: a reminder's due time, the agenda's time, a meeting's start or end, the bot's
-    status expiry. Until then the tick skips this account."""
+def next_wake(state: AccountState, now: datetime, *,
+              lookahead: timedelta = timedelta(0)) -> datetime:
+    """The first moment after ``now`` at which a reminder (``lookahead`` before it is due),
+    the agenda or the busy block can change: a reminder's due time, the agenda's time, a
+    meeting's start or end, the bot's status expiry. Until then the tick skips this account."""
     settings = state.account.notifications
     moments = [now + MAX_SLEEP]
     leads = [timedelta(minutes=lead) for lead in settings.leads if lead > 0]
     for occ in state.upcoming:
         moments += [m for m in (occ.start, occ.end) if m > now]
         if leads and is_remindable(occ):
-            moments += [due for lead in leads if (due := occ.start - lead) > now]
+            moments += [wake for lead in leads if (wake := occ.start - lead - lookahead) > now]
     if settings.daily_at:
         plan = DailyPlan(time.fromisoformat(settings.daily_at), settings.daily_weekdays)
         moments.append(next_agenda_at(plan, tz=ZoneInfo(state.account.timezone), now=now))

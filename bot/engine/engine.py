@@ -6,6 +6,7 @@ notices, and the scheduler thread (shared with mmpy-bot) is never held up.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=30)
 AUTH_PROBE = timedelta(minutes=30)  # a refused password is tried again this seldom
 HOUSEKEEPING = timedelta(minutes=10)
+# Reminders are decided this long before they are due and posted at their due time by the
+# sender: the tick's period (1 s by default, longer when the scheduler is late) then adds
+# nothing to their lateness.
+LOOKAHEAD = timedelta(seconds=2)
 KEEP_NOTICES = timedelta(days=3)
 KEEP_INBOX = timedelta(days=1)
 
@@ -51,9 +56,10 @@ class Engine:
         poll_seconds: int,
         horizon_days: int,
         workers: int = 8,
-        senders: int = 4,
+        senders: int = 8,
         decorate: Decorate | None = None,
         rng: random.Random | None = None,
+        lookahead: timedelta = LOOKAHEAD,
     ) -> None:
         self.repo = repo
         self.store = store
@@ -66,7 +72,9 @@ class Engine:
         self.leases = LeaseKeeper(coordination, process_id)
         self.syncer = Syncer(repo=repo, store=store, source=source, horizon_days=horizon_days,
                              process_id=process_id)
-        self.planner = Planner(repo=repo, store=store, outbox=outbox, clock=clock)
+        self.lookahead = lookahead
+        self.planner = Planner(repo=repo, store=store, outbox=outbox, clock=clock,
+                               lookahead=lookahead)
         self.status = StatusKeeper(store=store, outbox=outbox, messenger=messenger)
         self.sender = Sender(store=outbox, messenger=messenger, clock=clock, decorate=decorate)
         self._polls = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yc-poll")
@@ -135,9 +143,12 @@ class Engine:
         now = self.clock()
         try:
             self._leases(now)
-            for user in self.coordination.take_dirty(self.process_id):
-                self.planner.load([user], now)
+            dirty = self.coordination.take_dirty(self.process_id)
+            if dirty:
+                self.syncer.forget(dirty)
+                self.planner.load(dirty, now)
             for user in self.coordination.take_poll_requests(self.process_id, now):
+                self.syncer.forget([user])
                 with self._lock:
                     self._next_poll[user] = now
                     if user in self._polling:  # it may have read the old password
@@ -146,6 +157,7 @@ class Engine:
             for check in self.planner.tick(now):
                 self._submit(self._sends, self._status_job, check)
             self._dispatch_notices(now)
+            self.syncer.flush_idle(now)
             self._housekeeping(now)
         except Exception:
             log.exception("tick.failed")
@@ -158,6 +170,7 @@ class Engine:
             return
         self._nudged = False
         acquired, lost = self.leases.maintain(now)
+        self.syncer.forget(lost | acquired)
         self.planner.forget(lost)
         self.planner.load(acquired, now)
         spread = self.poll_interval.total_seconds()
@@ -186,7 +199,7 @@ class Engine:
             room = self._send_capacity - self._sending
         if room <= 0:
             return
-        claimed = self.outbox.claim(self.process_id, now, limit=room)
+        claimed = self.outbox.claim(self.process_id, now, limit=room, ahead=self.lookahead)
         with self._lock:
             self._sending += len(claimed)
         for notice in claimed:
@@ -198,6 +211,10 @@ class Engine:
         finally:
             with self._lock:
                 self._sending -= 1
+        # a burst (the top of the hour) drains at the senders' pace, not one batch per tick;
+        # RuntimeError: the pool is shut down, the bot is stopping
+        with contextlib.suppress(RuntimeError):
+            self._dispatch_notices(self.clock())
 
     def _status_job(self, check: StatusCheck) -> None:
         marker = check.marker

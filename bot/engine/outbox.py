@@ -11,6 +11,7 @@ bot's recent posts in the DM back and counts the parts it finds there as posted.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from bot.stores import ClaimedNotice, Notices
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
+MAX_EARLY = 5.0  # seconds: a notice is never claimed longer than this before it is due
 FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(minutes=5)
 NOTICE_PROP = "yc_notice"
@@ -40,15 +42,21 @@ def retry_delay(attempts: int) -> timedelta:
 
 class Sender:
     def __init__(self, *, store: Notices, messenger: Messenger,
-                 clock: Callable[[], datetime], decorate: Decorate | None = None) -> None:
+                 clock: Callable[[], datetime], decorate: Decorate | None = None,
+                 sleep: Callable[[float], object] = time.sleep) -> None:
         self.store = store
         self.messenger = messenger
         self.clock = clock
         self.decorate = decorate
+        self.sleep = sleep
 
     def send(self, notice: ClaimedNotice) -> None:
-        """Post the notice or record why not; never raises."""
+        """Post the notice (at its ``not_before``, when it was claimed a moment early) or
+        record why not; never raises."""
         now = self.clock()
+        if notice.not_before is not None and notice.not_before > now:
+            self.sleep(min((notice.not_before - now).total_seconds(), MAX_EARLY))
+            now = self.clock()
         if notice.expires_at is not None and now >= notice.expires_at:
             self.store.drop(notice.pk, "expired")
             metrics.NOTICES.labels(notice.kind, "expired").inc()

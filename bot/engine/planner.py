@@ -57,7 +57,8 @@ class StatusCheck:
 
 class Planner:
     def __init__(self, *, repo: Accounts, store: Snapshots, outbox: Notices,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], lookahead: timedelta = timedelta(0)) -> None:
+        self.lookahead = lookahead
         self.repo = repo
         self.store = store
         self.outbox = outbox
@@ -137,7 +138,7 @@ class Planner:
             try:
                 plan = plan_tick(AccountState(view.account, view.upcoming, view.reminded,
                                               view.agenda_last, _live(view.marker, now),
-                                              view.fresh), now)
+                                              view.fresh), now, lookahead=self.lookahead)
             except Exception:
                 log.exception("plan.failed user=%s", user)
                 continue

@@ -4,10 +4,13 @@ decided by ``bot.core.sync`` and stored with its notices in one transaction."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.core.model import Account, Credentials
 from bot.core.sync import (
     PollFacts,
     Viewer,
@@ -20,7 +23,7 @@ from bot.core.sync import (
 from bot.errors import AuthRefused, CalendarError
 from bot.ports import CalendarSource
 from bot.services import me_address
-from bot.stores import Accounts, Snapshots
+from bot.stores import Accounts, PollState, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,16 @@ log = logging.getLogger(__name__)
 class PollResult:
     changed: bool  # a new snapshot was stored (the planner re-reads it)
     notices: int  # notices newly recorded
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What an idle poll needs from the database, kept between polls of a held account."""
+
+    account: Account
+    creds: Credentials
+    state: PollState
+    etags: dict[str, tuple[str, str]]  # href → (calendar, etag) of the stored copies
 
 
 class Syncer:
@@ -43,10 +56,40 @@ class Syncer:
         self.source = source
         self.horizon_days = horizon_days
         self.process_id = process_id
+        # An idle poll reads nothing from the database: the account, its decrypted password,
+        # its calendars' state and the stored ETags are kept here for the held accounts. They
+        # are forgotten whenever they may have changed: a setting changed (the engine sees the
+        # account's dirty flag), the lease moved, a poll stored something or failed. A copy
+        # that is stale all the same (another process wrote the snapshot) can only make a
+        # poll take the full path, which re-reads everything and whose commit checks the
+        # snapshot's revision.
+        self._known: dict[str, _Known] = {}
+        self._idle: set[str] = set()
+        self._lock = threading.Lock()
 
-    def poll(self, user: str, now: datetime) -> PollResult:
-        """Raises ``AuthRefused`` / ``CalendarError`` (the engine backs off) and
-        ``StaleSnapshot`` (someone else wrote meanwhile: the next poll starts over)."""
+    def forget(self, users: Iterable[str]) -> None:
+        with self._lock:
+            for user in users:
+                self._known.pop(user, None)
+
+    def flush_idle(self, now: datetime) -> None:
+        """Stamp the sync time of the accounts whose polls found nothing new since the last
+        flush: one UPDATE for all of them (the engine calls it every tick)."""
+        with self._lock:
+            users, self._idle = self._idle, set()
+        if users:
+            self.store.touch_sync(users, now)
+
+    def _idle_poll(self, user: str, current: _Known, *, complete: bool) -> PollResult:
+        """Nothing new: keep what was read for the next poll (unless a calendar vanished
+        meanwhile), and have the sync time stamped with the other idle ones."""
+        with self._lock:
+            if complete:
+                self._known.setdefault(user, current)
+            self._idle.add(user)
+        return PollResult(False, 0)
+
+    def _load(self, user: str) -> _Known | None:
         try:
             found = self.repo.account_with_credentials(user)
         except ValueError:
@@ -54,12 +97,31 @@ class Syncer:
             # rotated away): the user is asked for a new one, like after a refused login
             raise AuthRefused(reason="undecryptable") from None
         if found is None:
-            return PollResult(False, 0)
+            return None
         account, creds = found
+        return _Known(account, creds, self.store.poll_state(user), self.store.object_etags(user))
+
+    def poll(self, user: str, now: datetime) -> PollResult:
+        """Raises ``AuthRefused`` / ``CalendarError`` (the engine backs off) and
+        ``StaleSnapshot`` (someone else wrote meanwhile: the next poll starts over)."""
+        with self._lock:
+            cached = self._known.pop(user, None)  # put back only after an idle poll
+        try:
+            result = self._poll(user, now, cached)
+        except BaseException:
+            self.forget([user])
+            raise
+        return result
+
+    def _poll(self, user: str, now: datetime, cached: _Known | None) -> PollResult:
+        current = cached or self._load(user)
+        if current is None:
+            return PollResult(False, 0)
+        account, creds = current.account, current.creds
         start, end = poll_window(now, self.horizon_days)
-        known = self.store.poll_state(user)
+        known = current.state
         watched = list(known.watched)
-        stored_etags = self.store.object_etags(user)
+        stored_etags = current.etags
         seen: dict[str, tuple[str, str]] = {}
         for href in list(watched):
             try:
@@ -78,8 +140,22 @@ class Syncer:
         # Only watched calendars are polled, so only they can be baselined.
         unsynced = known.unsynced & set(watched)
         if nothing_new(plan, previous_end=known.window_end, window_end=end, unsynced=unsynced):
-            self.store.touch_sync(user, now)
-            return PollResult(False, 0)
+            return self._idle_poll(user, current, complete=watched == known.watched)
+        if cached is not None:
+            # Something changed: decide on what the database says now, not on the copy kept
+            # for idle polls (the listing just made stays good).
+            fresh = self._load(user)
+            if fresh is None:
+                return PollResult(False, 0)
+            account, creds, known = fresh.account, fresh.creds, fresh.state
+            stored_etags = fresh.etags
+            seen = {h: v for h, v in seen.items() if v[0] in known.watched}
+            watched = [h for h in known.watched if h in watched]
+            plan = plan_fetch(stored_etags, seen)
+            unsynced = known.unsynced & set(watched)
+            if nothing_new(plan, previous_end=known.window_end, window_end=end,
+                           unsynced=unsynced):  # only the kept copy was behind
+                return self._idle_poll(user, fresh, complete=watched == known.watched)
 
         fetched = {o.href: o for o in self.source.fetch_objects(creds, plan.changed)} \
             if plan.changed else {}
