@@ -20,7 +20,7 @@ from bot.actions.health import HealthCheck
 from bot.actions.server import HttpEndpoint
 from bot.actions.tokens import Signer
 from bot.adapters.caldav_client import YandexCalDAV
-from bot.adapters.mattermost import MattermostMessenger
+from bot.adapters.mattermost import MattermostMessenger, bound_requests
 from bot.adapters.websocket import Connection, ObservingEventHandler
 from bot.clock import utc_now
 from bot.config import Config
@@ -86,6 +86,7 @@ def create_bot(config: Config) -> Bot:
     connection = Connection()
     bot.event_handler = ObservingEventHandler(
         bot.driver, settings=settings, plugin_manager=bot.plugin_manager, connection=connection)
+    bound_requests(bot.driver)
     messenger = MattermostMessenger(bot.driver)
     process_id = process_name()
     coordination = CoordinationStore()

@@ -44,6 +44,12 @@ class StaleSnapshot(Exception):
     """The snapshot changed (or the lease moved) while the poll ran: nothing was stored."""
 
 
+# How long a claimed notice is held before another sender may take it over. Short, so that a
+# process killed while sending leaves a reminder stuck for seconds, not past its meeting's start;
+# the sender renews it before each part it posts (one Mattermost call is bounded well below it).
+NOTICE_HOLD = timedelta(seconds=30)
+
+
 @dataclass(frozen=True)
 class ClaimedNotice:
     """A notice this sender holds for a while; ``attempts`` counts this claim."""
@@ -61,6 +67,7 @@ class ClaimedNotice:
     actions: tuple[str, ...]
     created_at: datetime
     not_before: datetime | None = None  # not to be posted before this (a reminder's due time)
+    claimed_by: str = ""  # the process holding the claim ("" for a notice looked up, not claimed)
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,11 @@ class Notices(Protocol):
               hold: timedelta = ..., ahead: timedelta = ...) -> list[ClaimedNotice]:
         """Notices due by ``now + ahead`` that nobody holds (or whose claim expired), an
         account's threaded ones only in order; no two senders get the same one."""
+        ...
+
+    def extend_claim(self, pk: int, process_id: str, until: datetime) -> bool:
+        """Keep holding a notice while it is being sent; False when the claim is no longer
+        this process's (it expired and another sender took it, or it was sent or dropped)."""
         ...
 
     def add_part(self, pk: int, post_id: str) -> None: ...

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot import metrics
 from bot.core.model import MeetingRef, Notice
-from bot.stores import COVERED, ClaimedNotice
+from bot.stores import COVERED, NOTICE_HOLD, ClaimedNotice
 from storage.db import is_sqlite, sqlite_write_lock, tuples, write_transaction
 from storage.models import AccountRow, NoticeRow, ThreadRow, database
 from storage.repository import from_db_time, to_db_time
@@ -55,11 +55,11 @@ def _load_extra(text: str | None) -> tuple[tuple[str, ...], tuple[MeetingRef, ..
 
 
 _COLUMNS = ("n.id, a.mm_user_id, n.notice_id, n.kind, n.message, n.expires_at, n.attempts, "
-            "n.parts, n.ref, n.created_at, n.next_attempt_at")
+            "n.parts, n.ref, n.created_at, n.next_attempt_at, n.claimed_by")
 
 
 def _claimed(row: Sequence[Any]) -> ClaimedNotice:
-    pk, user, notice_id, kind, message, expires, attempts, parts, ref, created, due = row
+    pk, user, notice_id, kind, message, expires, attempts, parts, ref, created, due, holder = row
     threads, refs, actions = _load_extra(ref)
     return ClaimedNotice(
         pk=int(pk), user_id=str(user), notice_id=str(notice_id), kind=str(kind),
@@ -67,7 +67,7 @@ def _claimed(row: Sequence[Any]) -> ClaimedNotice:
         attempts=int(attempts), parts=tuple(p for p in (parts or "").split(",") if p),
         refs=refs, actions=actions,
         created_at=from_db_time(_as_time(created)) or datetime.min.replace(tzinfo=UTC),
-        not_before=from_db_time(_as_time(due)))
+        not_before=from_db_time(_as_time(due)), claimed_by=str(holder or ""))
 
 
 def _as_time(value: Any) -> datetime | None:
@@ -139,7 +139,7 @@ class OutboxStore:
 
     # -- sending ------------------------------------------------------------------------------
     def claim(self, process_id: str, now: datetime, *, limit: int = 100,
-              hold: timedelta = timedelta(minutes=2),
+              hold: timedelta = NOTICE_HOLD,
               ahead: timedelta = timedelta(0)) -> list[ClaimedNotice]:
         """Take up to ``limit`` notices that are due (by ``now + ahead``: the sender waits for
         ``not_before`` itself), unclaimed (or whose claim expired) and not waiting behind an
@@ -173,6 +173,14 @@ class OutboxStore:
                 f"SELECT {_COLUMNS} FROM notice n JOIN account a ON a.id = n.account_id "
                 f"WHERE n.id IN ({', '.join([p] * len(ids))}) ORDER BY n.id", ids).fetchall()
         return [_claimed(r) for r in rows]
+
+    def extend_claim(self, pk: int, process_id: str, until: datetime) -> bool:
+        """The sender still works on it: hold it until ``until``, if the claim is still ours."""
+        with sqlite_write_lock():
+            return bool(NoticeRow.update(claim_until=to_db_time(until)).where(
+                (NoticeRow.id == pk) & (NoticeRow.claimed_by == process_id)
+                & NoticeRow.sent_at.is_null() & (NoticeRow.dropped == False)  # noqa: E712
+            ).execute())
 
     def add_part(self, pk: int, post_id: str) -> None:
         """One more part of the notice is posted (a retry resumes after it)."""

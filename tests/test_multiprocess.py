@@ -105,6 +105,17 @@ def _owners(db_url: str) -> dict[str, str | None]:
         return dict(cursor.fetchall())
 
 
+def _all_synced(db_url: str, accounts: int) -> bool:
+    """Every account's calendars have their first (silent) sync: what is added from now on
+    is a change to announce."""
+    with psycopg2.connect(db_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM calendar WHERE synced")
+        synced = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM calendar")
+        total = cursor.fetchone()
+    return bool(synced and total and total[0] >= accounts and synced[0] == total[0])
+
+
 def _wait(predicate: Any, timeout: float, what: str, bots: Bots) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,9 +126,10 @@ def _wait(predicate: Any, timeout: float, what: str, bots: Bots) -> None:
 
 
 def test_three_processes_one_killed_nothing_doubled_or_lost(world) -> None:
-    """Three bots share 24 accounts; SIGKILL one while reminders fall due and commands are in
-    flight: each reminder, each change notice and each answer arrives exactly once, and the
-    dead process's accounts are taken over within 60 s."""
+    """Three bots share 24 accounts; SIGKILL one while reminders fall due (one of them claimed
+    by the dying process) and commands are in flight: each reminder, each change notice and
+    each answer arrives exactly once, and the dead process's accounts are taken over within
+    60 s."""
     fake, radicale, db_url, bots = world
     users = [f"mpuser{n:02d}" for n in range(ACCOUNTS)]
     calendars: dict[str, str] = {}
@@ -143,6 +155,7 @@ def test_three_processes_one_killed_nothing_doubled_or_lost(world) -> None:
     _wait(lambda: sum("Saved" in p["message"] for p in fake.posts) >= ACCOUNTS, 60,
           "every remind answered", bots)
     _wait(lambda: all(_owners(db_url).values()), 30, "every account leased", bots)
+    _wait(lambda: _all_synced(db_url, ACCOUNTS), 30, "every first sync", bots)
 
     # Meetings added after the baseline: one change notice each, then a reminder one minute
     # before the start; starts spread so that reminders fall due before and after the kill.
@@ -159,6 +172,14 @@ def test_three_processes_one_killed_nothing_doubled_or_lost(world) -> None:
     victim_accounts = {u for u, o in owners.items() if o == victim_owner}
     pid = int(str(victim_owner).split("-")[-2])
     victim = next(p for p in bots.procs if p.pid == pid)
+    # Die one second before one of its reminders is due: the reminder is claimed then (two
+    # seconds ahead) and its sender waits for the due time, so the claim dies with the process
+    # and a survivor must take it over in time for the meeting.
+    dues = sorted(starts[u] - timedelta(minutes=1) for u in victim_accounts
+                  if starts[u] - timedelta(minutes=1) > datetime.now(UTC) + timedelta(seconds=3))
+    if dues:
+        time.sleep(max(0.0, (dues[0] - timedelta(seconds=1.05)
+                             - datetime.now(UTC)).total_seconds()))
     for user in users:  # commands in flight while the process dies
         say(user, "check")
     time.sleep(0.05)

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.core.model import CalendarInfo, Credentials, MeetingRef, Notice, NotificationSettings
+from bot.stores import NOTICE_HOLD
 from storage.models import NoticeRow
 from storage.outbox import OutboxStore
-from storage.repository import Repository
+from storage.repository import Repository, from_db_time
 from tests.engine_kit import race
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -240,3 +241,18 @@ def test_prune_forgets_only_finished_old_notices(outbox: OutboxStore) -> None:
     outbox.mark_sent(sent.pk, "post", NOW)
     assert outbox.prune(NOW + timedelta(days=4)) == 1
     assert [r.notice_id for r in NoticeRow.select()] == ["pending"]
+
+
+def test_extend_claim_only_for_the_holder_of_an_open_notice(outbox: OutboxStore) -> None:
+    """The holder keeps its claim; another process, or a notice already sent, gets False and
+    changes nothing."""
+    outbox.record({"u1": [_notice("a")]}, NOW)
+    (claimed,) = outbox.claim("p", NOW)
+    assert claimed.claimed_by == "p"
+    assert from_db_time(NoticeRow.get_by_id(claimed.pk).claim_until) == NOW + NOTICE_HOLD
+    later = NOW + timedelta(minutes=5)
+    assert not outbox.extend_claim(claimed.pk, "q", later)
+    assert outbox.extend_claim(claimed.pk, "p", later)
+    assert outbox.claim("q", NOW + timedelta(minutes=4)) == []
+    outbox.mark_sent(claimed.pk, "post-1", NOW)
+    assert not outbox.extend_claim(claimed.pk, "p", later)

@@ -12,6 +12,7 @@ import pytest
 from bot.core.markdown import POST_LIMIT, split_message
 from bot.core.model import CalendarInfo, Credentials, Notice, NotificationSettings
 from bot.engine.outbox import MAX_ATTEMPTS, MAX_RETRY, NOTICE_PROP, PART_PROP, Sender, retry_delay
+from bot.stores import NOTICE_HOLD
 from storage.models import NoticeRow
 from storage.outbox import ClaimedNotice, OutboxStore
 from storage.repository import Repository
@@ -232,3 +233,62 @@ def test_a_notice_claimed_early_is_posted_at_its_due_time(kit: Kit) -> None:
     kit.sender.send(claimed[0])
     assert waited == [2.0]
     assert kit.messenger.posts[0]["at"] == due
+
+
+def test_a_reminder_held_by_a_dead_sender_still_goes_out_before_its_meeting(kit: Kit) -> None:
+    """A process killed right after claiming a reminder one minute before its meeting: the
+    claim lapses after NOTICE_HOLD, another sender takes the reminder and posts it, once,
+    before the meeting starts (a claim held for minutes would have let it expire)."""
+    start = NOW + timedelta(minutes=1)
+    kit.record(Notice("rem|m|1", "reminder", "⏰ In 1 min: Standup", expires_at=start,
+                      not_before=NOW))
+    (held,) = kit.outbox.claim("dead", NOW)  # ... and the process dies here
+    assert held.claimed_by == "dead"
+    kit.clock.advance(seconds=NOTICE_HOLD.total_seconds() - 1)
+    assert kit.outbox.claim("alive", kit.clock()) == []
+    kit.clock.advance(seconds=2)
+    (taken,) = kit.outbox.claim("alive", kit.clock())
+    kit.sender.send(taken)
+    assert kit.messenger.messages() == ["⏰ In 1 min: Standup"]
+    assert kit.messenger.posts[0]["at"] < start
+    assert kit.row("rem|m|1").sent_at is not None
+
+
+def test_a_sender_whose_claim_was_taken_over_posts_nothing_more(
+        kit: Kit, caplog: pytest.LogCaptureFixture) -> None:
+    """A sender stalled past its claim (another sender took the notice over) posts no part
+    of it and marks nothing: the new holder finishes it, every part once."""
+    message = _long_message()
+    parts = split_message(message)
+    kit.record(Notice("agenda|slow", "agenda", message))
+    (stalled,) = kit.outbox.claim("slow", NOW)
+    kit.clock.advance(seconds=NOTICE_HOLD.total_seconds() + 1)
+    (taken,) = kit.outbox.claim("fast", kit.clock())
+    caplog.set_level(logging.WARNING, logger="bot.engine.outbox")
+    kit.sender.send(stalled)
+    assert kit.messenger.posts == []
+    assert [r for r in caplog.records if r.getMessage().startswith("notice.claim_lost")]
+    assert kit.row("agenda|slow").claimed_by == "fast"
+    kit.sender.send(taken)
+    assert [p["message"] for p in kit.messenger.posts] == parts
+    assert kit.row("agenda|slow").sent_at is not None
+
+
+def test_a_sender_renews_its_claim_part_by_part(kit: Kit) -> None:
+    """Each part posted pushes the claim NOTICE_HOLD past that moment: a long notice sent
+    slowly (each part taking most of the hold) is never taken over midway."""
+    message = _long_message()
+    parts = split_message(message)
+    kit.record(Notice("agenda|steady", "agenda", message))
+    (notice,) = kit.outbox.claim("proc", NOW)
+    post = kit.messenger.post
+
+    def slow_post(*args: object, **kwargs: object) -> str:
+        kit.clock.advance(seconds=NOTICE_HOLD.total_seconds() - 5)
+        assert kit.outbox.claim("other", kit.clock()) == []
+        return post(*args, **kwargs)  # type: ignore[arg-type]
+
+    kit.messenger.post = slow_post  # type: ignore[method-assign]
+    kit.sender.send(notice)
+    assert [p["message"] for p in kit.messenger.posts] == parts
+    assert kit.row("agenda|steady").sent_at is not None

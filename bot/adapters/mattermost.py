@@ -28,6 +28,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _PERMANENT = (InvalidOrMissingParameters, NotEnoughPermissions, ResourceNotFound, ContentTooLarge)
 _PAGE = 200
+# Seconds one REST call may take. mattermostautodriver's default is None, which httpx takes as
+# "wait forever": a server that accepts a connection and never answers would hold a sender (and
+# the notice it claimed) for good. Well below the outbox's claim hold (bot.stores.NOTICE_HOLD).
+REQUEST_TIMEOUT = 10.0
+
+
+def bound_requests(driver: Any, seconds: float = REQUEST_TIMEOUT) -> None:
+    """Give every REST call of the driver (and of mmpy-bot's plugins through it) a timeout.
+    The driver's client reads its options dict on each request, so this applies at once."""
+    driver.options["request_timeout"] = seconds
 
 
 def profile_from_user(user: Mapping[str, Any]) -> Profile:

@@ -1,6 +1,9 @@
 """Sending a claimed notice: post its parts (resuming after those already posted), mark it
 sent; on failure back off, and give up after a bounded number of attempts.
 
+A claim is held for ``NOTICE_HOLD`` (30 s) and renewed before each part; a sender that finds
+its claim gone (it stalled and another sender took the notice over) stops without posting.
+
 What keeps a notice from being posted twice when a sender dies between Mattermost's answer
 and the database's mark: every part carries its notice's row id in ``props`` and a
 ``pending_post_id`` (Mattermost answers a repeat within 30 s with the first post instead of
@@ -19,7 +22,7 @@ from typing import Any
 from bot import metrics
 from bot.core.markdown import split_message
 from bot.ports import Messenger, MessengerError
-from bot.stores import ClaimedNotice, Notices
+from bot.stores import NOTICE_HOLD, ClaimedNotice, Notices
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,10 @@ PART_PROP = "yc_part"
 # Buttons for a notice (message attachments), or None: given by the action endpoint when
 # YC_ACTIONS_URL is set.
 Decorate = Callable[[ClaimedNotice, datetime], Mapping[str, Any] | None]
+
+
+class ClaimLost(Exception):
+    """The notice's claim expired while it was being sent and another sender holds it now."""
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -64,6 +71,9 @@ class Sender:
             return
         try:
             first = self._post(notice, now)
+        except ClaimLost:  # the sender now holding it resumes (after the parts posted here)
+            log.warning("notice.claim_lost user=%s id=%s", notice.user_id, notice.notice_id)
+            return
         except MessengerError as exc:
             self._failed(notice, exc.reason, permanent=exc.permanent, now=now)
             return
@@ -90,6 +100,9 @@ class Sender:
             done = self._reconcile(notice, channel, done)
         root = self.store.thread_root(notice.user_id, notice.thread_keys)
         for index in range(len(done), len(parts)):
+            if notice.claimed_by and not self.store.extend_claim(
+                    notice.pk, notice.claimed_by, self.clock() + NOTICE_HOLD):
+                raise ClaimLost(notice.notice_id)
             props: dict[str, Any] = {NOTICE_PROP: str(notice.pk), PART_PROP: index}
             if index == len(parts) - 1 and self.decorate is not None:
                 props.update(self.decorate(notice, now) or {})
