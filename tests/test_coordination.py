@@ -72,9 +72,21 @@ def test_racing_greedy_acquires_never_double_take(coord: CoordinationStore) -> N
         assert all(_owners()[u] == f"p{i}" for u in accounts)
 
 
-def _holding_a_lock(take: Callable[[], object], seconds: float) -> tuple[object, threading.Event]:
+class _Release:
+    """Ends the held transaction and waits for its thread: nothing of it runs on into the next
+    test (which may point the database elsewhere)."""
+
+    def __init__(self, event: threading.Event, thread: threading.Thread) -> None:
+        self._event, self._thread = event, thread
+
+    def set(self) -> None:
+        self._event.set()
+        self._thread.join(30)
+
+
+def _holding_a_lock(take: Callable[[], object], seconds: float) -> tuple[object, _Release]:
     """Run ``take`` inside a write transaction on another thread and keep that transaction
-    open (its row locks held) until the returned event is set, at most ``seconds``."""
+    open (its row locks held) until the returned release is set, at most ``seconds``."""
     got: list[object] = []
     taken, release = threading.Event(), threading.Event()
 
@@ -87,9 +99,10 @@ def _holding_a_lock(take: Callable[[], object], seconds: float) -> tuple[object,
         finally:
             database.close()
 
-    threading.Thread(target=hold, daemon=True).start()
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
     assert taken.wait(10)
-    return got[0], release
+    return got[0], _Release(release, thread)
 
 
 def test_acquire_skips_accounts_being_taken_without_waiting(db_url: str,
