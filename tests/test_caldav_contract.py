@@ -1366,3 +1366,25 @@ def test_fake_revoked_password_and_touch() -> None:
     (obj,) = fake.fetch_objects(Credentials("alice@yandex.ru", "new"), [href])
     assert obj.etag == new_etag
     assert obj.ics == SINGLE_REVIEW
+
+
+def test_kept_clients_run_no_background_thread_per_account(radicale: RadicaleServer) -> None:
+    """The adapter keeps a client per account; their connection pools must not each start a
+    watcher thread (urllib3-future's default: one per pool, waking every 5 s, as much CPU per
+    account-minute as the idle poll itself)."""
+    adapter = _adapter(radicale.url)
+    logins = [f"watch{next(_logins)}@yandex.ru" for _ in range(12)]
+    for login in logins:
+        radicale.add_user(login, PASSWORD)
+        radicale.make_calendar(login, "events-1", "Work")
+    try:
+        adapter.list_calendars(Credentials(logins[0], PASSWORD))  # the first pool, warmed
+        before = threading.active_count()
+        for login in logins[1:]:
+            assert adapter.list_calendars(Credentials(login, PASSWORD))
+        assert threading.active_count() - before < len(logins) - 1
+        watchers = [t for t in threading.enumerate()
+                    if "idle_conn_watch" in repr(getattr(t, "_target", None))]
+        assert watchers == []
+    finally:
+        adapter.close()
