@@ -141,9 +141,10 @@ class Notices(Protocol):
         account's threaded ones only in order; no two senders get the same one."""
         ...
 
-    def extend_claim(self, pk: int, process_id: str, until: datetime) -> bool:
-        """Keep holding a notice while it is being sent; False when the claim is no longer
-        this process's (it expired and another sender took it, or it was sent or dropped)."""
+    def extend_claim(self, notice: ClaimedNotice, until: datetime) -> bool:
+        """Keep holding a notice while it is being sent; False when this claim of it is over
+        (it expired and another sender, of this process or another, took it; or the notice
+        was sent or dropped). A claim is known by its holder and its attempt number."""
         ...
 
     def add_part(self, pk: int, post_id: str) -> None: ...

@@ -174,11 +174,14 @@ class OutboxStore:
                 f"WHERE n.id IN ({', '.join([p] * len(ids))}) ORDER BY n.id", ids).fetchall()
         return [_claimed(r) for r in rows]
 
-    def extend_claim(self, pk: int, process_id: str, until: datetime) -> bool:
-        """The sender still works on it: hold it until ``until``, if the claim is still ours."""
+    def extend_claim(self, notice: ClaimedNotice, until: datetime) -> bool:
+        """The sender still works on it: hold it until ``until``, if the claim is still this
+        one (every claim adds one to ``attempts``: a second sender of the same process that
+        took the notice over holds another claim)."""
         with sqlite_write_lock():
             return bool(NoticeRow.update(claim_until=to_db_time(until)).where(
-                (NoticeRow.id == pk) & (NoticeRow.claimed_by == process_id)
+                (NoticeRow.id == notice.pk) & (NoticeRow.claimed_by == notice.claimed_by)
+                & (NoticeRow.attempts == notice.attempts)
                 & NoticeRow.sent_at.is_null() & (NoticeRow.dropped == False)  # noqa: E712
             ).execute())
 

@@ -4,6 +4,7 @@ account go out in order, parts accumulate."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -244,15 +245,19 @@ def test_prune_forgets_only_finished_old_notices(outbox: OutboxStore) -> None:
 
 
 def test_extend_claim_only_for_the_holder_of_an_open_notice(outbox: OutboxStore) -> None:
-    """The holder keeps its claim; another process, or a notice already sent, gets False and
-    changes nothing."""
+    """The holder keeps its claim; another process, a later claim by the same process (a
+    second sender of it took the notice over), or a notice already sent get False and change
+    nothing."""
     outbox.record({"u1": [_notice("a")]}, NOW)
     (claimed,) = outbox.claim("p", NOW)
     assert claimed.claimed_by == "p"
     assert from_db_time(NoticeRow.get_by_id(claimed.pk).claim_until) == NOW + NOTICE_HOLD
     later = NOW + timedelta(minutes=5)
-    assert not outbox.extend_claim(claimed.pk, "q", later)
-    assert outbox.extend_claim(claimed.pk, "p", later)
+    assert not outbox.extend_claim(dataclasses.replace(claimed, claimed_by="q"), later)
+    assert outbox.extend_claim(claimed, later)
     assert outbox.claim("q", NOW + timedelta(minutes=4)) == []
-    outbox.mark_sent(claimed.pk, "post-1", NOW)
-    assert not outbox.extend_claim(claimed.pk, "p", later)
+    (again,) = outbox.claim("p", later + timedelta(seconds=1))  # lapsed; the same process again
+    assert not outbox.extend_claim(claimed, later + timedelta(minutes=5))
+    assert outbox.extend_claim(again, later + timedelta(minutes=5))
+    outbox.mark_sent(again.pk, "post-1", later)
+    assert not outbox.extend_claim(again, later + timedelta(minutes=10))

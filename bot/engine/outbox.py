@@ -101,7 +101,7 @@ class Sender:
         root = self.store.thread_root(notice.user_id, notice.thread_keys)
         for index in range(len(done), len(parts)):
             if notice.claimed_by and not self.store.extend_claim(
-                    notice.pk, notice.claimed_by, self.clock() + NOTICE_HOLD):
+                    notice, self.clock() + NOTICE_HOLD):
                 raise ClaimLost(notice.notice_id)
             props: dict[str, Any] = {NOTICE_PROP: str(notice.pk), PART_PROP: index}
             if index == len(parts) - 1 and self.decorate is not None:
