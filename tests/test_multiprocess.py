@@ -177,9 +177,8 @@ def test_three_processes_one_killed_nothing_doubled_or_lost(world) -> None:
     # and a survivor must take it over in time for the meeting.
     dues = sorted(starts[u] - timedelta(minutes=1) for u in victim_accounts
                   if starts[u] - timedelta(minutes=1) > datetime.now(UTC) + timedelta(seconds=3))
-    if dues:
-        time.sleep(max(0.0, (dues[0] - timedelta(seconds=1.05)
-                             - datetime.now(UTC)).total_seconds()))
+    assert dues, "the victim holds no reminder still to come"
+    time.sleep(max(0.0, (dues[0] - timedelta(seconds=1.05) - datetime.now(UTC)).total_seconds()))
     for user in users:  # commands in flight while the process dies
         say(user, "check")
     time.sleep(0.05)
