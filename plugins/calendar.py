@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -42,8 +43,14 @@ from bot.errors import BadInput, BotError
 from bot.inbox import REPLY_PROP, Inbox
 from bot.ports import Messenger
 from bot.services import NEXT_SEARCH_DAYS, Services
+from bot.stores import ClaimedNotice
 
 log = logging.getLogger(__name__)
+# A reply typed the moment a notice appeared can reach us before the sender has recorded the
+# notice's post id (it does right after Mattermost's answer, and may wait for the database's
+# write lock): a thread that is not (yet) a known notice is looked up again for this long.
+THREAD_LOOKUP_TRIES = 8
+THREAD_LOOKUP_PAUSE = 0.25
 
 # Parameters of these names are ours (zone names, numbers, command words), shown in code spans:
 # they must not be Markdown-escaped. Everything else may hold user or calendar text.
@@ -79,6 +86,7 @@ class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plug
         self.endpoint: HttpEndpoint | None = None
         self._tick_seconds = 1.0
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="yc-chat")
+        self.sleep: Callable[[float], object] = time.sleep
 
     def attach(self, *, messenger: Messenger, inbox: Inbox, engine: Engine | None,
                tick_seconds: float = 1.0, actions: Actions | None = None,
@@ -409,10 +417,20 @@ class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plug
 
 
     # -- answering invitations, meetings, admins --------------------------------------------
+    def _notice_in_thread(self, user_id: str, root_id: str) -> ClaimedNotice | None:
+        """The notice whose post heads the thread the user typed in, or None."""
+        if not root_id:
+            return None
+        for attempt in range(THREAD_LOOKUP_TRIES):
+            notice = self.services.outbox.notice_of_post(user_id, root_id)
+            if notice is not None or attempt == THREAD_LOOKUP_TRIES - 1:
+                return notice
+            self.sleep(THREAD_LOOKUP_PAUSE)
+        return None
+
     def _answer_typed(self, message: Message, lang: str, partstat: str) -> str:
         """`accept` / `maybe` / `decline` typed in the thread of an invitation or reminder."""
-        notice = (self.services.outbox.notice_of_post(message.user_id, message.root_id)
-                  if message.root_id else None)
+        notice = self._notice_in_thread(message.user_id, message.root_id)
         refs = list(notice.refs) if notice is not None and "answer" in notice.actions else []
         if not refs:
             raise BadInput("error.answer_where")
