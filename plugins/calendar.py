@@ -421,12 +421,12 @@ class CalendarPlugin(Plugin):  # type: ignore[misc]  # mmpy_bot is untyped: Plug
         """The notice whose post heads the thread the user typed in, or None."""
         if not root_id:
             return None
-        for attempt in range(THREAD_LOOKUP_TRIES):
+        for _ in range(THREAD_LOOKUP_TRIES - 1):
             notice = self.services.outbox.notice_of_post(user_id, root_id)
-            if notice is not None or attempt == THREAD_LOOKUP_TRIES - 1:
+            if notice is not None:
                 return notice
             self.sleep(THREAD_LOOKUP_PAUSE)
-        return None
+        return self.services.outbox.notice_of_post(user_id, root_id)
 
     def _answer_typed(self, message: Message, lang: str, partstat: str) -> str:
         """`accept` / `maybe` / `decline` typed in the thread of an invitation or reminder."""
